@@ -1,0 +1,75 @@
+# argocd-assistant: the two commands a new machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export ARGOCD_ASSISTANT_CACHE ?= $(HOME)/.cache/argocd-assistant
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Development defaults for `make run`: a local Llama Stack and a dev-only shared secret, the same one
+# the test Argo CD proxy (`make proxy`) sends.
+LLAMA_STACK_URL ?= http://localhost:8321
+DEV_SECRET      ?= Bearer dev-only-secret
+PORT            ?= 8080
+
+.PHONY: help
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+# ---- Python environment -------------------------------------------------------------------------
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+.PHONY: dev
+dev: $(VENV)/.installed ## create .venv with the backend and the test tools
+
+# ---- Run ----------------------------------------------------------------------------------------
+.PHONY: run
+run: dev ## serve the backend on localhost:8080 (your kubeconfig, Llama Stack at LLAMA_STACK_URL)
+	ASSISTANT_LLAMA_STACK__URL="$${ASSISTANT_LLAMA_STACK__URL:-$(LLAMA_STACK_URL)}" \
+	ASSISTANT_AUTH__SECRET="$${ASSISTANT_AUTH__SECRET:-$(DEV_SECRET)}" \
+	ASSISTANT_SERVER__PORT="$${ASSISTANT_SERVER__PORT:-$(PORT)}" \
+	$(BIN)/python -m assistant_backend $(if $(CONFIG),--config $(CONFIG))
+
+.PHONY: proxy
+proxy: dev ## run the test Argo CD proxy on :8090 in front of `make run` (user alice, app argocd:guestbook)
+	$(BIN)/python -m tests.support.argocd_proxy --listen 127.0.0.1:8090 \
+	  --backend http://127.0.0.1:$(PORT) --secret "$(DEV_SECRET)"
+
+.PHONY: llama-stack
+llama-stack: ## run a pinned Llama Stack 0.7.3 on :8321; inference to OPENAI_API_KEY or OPENAI_BASE_URL
+	tests/infra/run-llama-stack.sh 0.7.3 8321
+
+# ---- Quality ------------------------------------------------------------------------------------
+.PHONY: lint
+lint: dev ## ruff + mypy
+	$(BIN)/ruff check assistant_backend tests
+	$(BIN)/ruff format --check assistant_backend
+	$(BIN)/mypy
+
+.PHONY: fmt
+fmt: dev
+	$(BIN)/ruff format assistant_backend
+	$(BIN)/ruff check --fix assistant_backend tests
+
+# ---- Test prerequisites (cached under $(ARGOCD_ASSISTANT_CACHE), keyed by version) --------------
+.PHONY: llama-stack-venvs
+llama-stack-venvs: ## build (once) the pinned Llama Stack 0.3.5 and 0.7.3 venvs
+	tests/infra/llama-stack-venv.sh 0.3.5 >/dev/null
+	tests/infra/llama-stack-venv.sh 0.7.3 >/dev/null
+
+.PHONY: kube-bin
+kube-bin: ## build (once) kube-apiserver v1.20.2 from Debian's source package; installs etcd
+	tests/infra/build-kube-apiserver.sh
+
+.PHONY: test-deps
+test-deps: dev llama-stack-venvs kube-bin
+
+# ---- Tests --------------------------------------------------------------------------------------
+.PHONY: test
+test: test-deps lint ## everything CI runs: lint, unit, real Llama Stack, real apiserver, real browser
+	$(BIN)/pytest -p no:cacheprovider
