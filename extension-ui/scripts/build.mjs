@@ -1,0 +1,73 @@
+// Bundle the extension into one IIFE at dist/resources/extension-assistant/extension-assistant.js
+// (repo top level). React is NOT bundled: Argo CD's page provides it on `window`.
+import { build } from 'esbuild';
+import { mkdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const pkg = JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8'));
+export const outDir = path.resolve(root, '..', 'dist', 'resources', 'extension-assistant');
+export const outFile = path.join(outDir, 'extension-assistant.js');
+
+// Argo CD <= 3.4 has React 16 on window.React (no jsx-runtime); 3.5 has React 19 and adds
+// window.ReactJSXRuntime. The fallback builds the automatic-runtime jsx() on createElement, which
+// both versions have: createElement copies `children` from props and pulls out key/ref itself.
+const SHIMS = {
+  react: 'module.exports = window.React;',
+  'react-dom': 'module.exports = window.ReactDOM;',
+  'react-dom/client': 'module.exports = window.ReactDOM;',
+  'react/jsx-runtime': `
+var R = window.React;
+var rt = window.ReactJSXRuntime;
+if (!rt) {
+  var jsx = function (type, props, key) {
+    var p = props || {};
+    if (key !== undefined) { var q = {}; for (var k in p) q[k] = p[k]; q.key = key; p = q; }
+    return R.createElement(type, p);
+  };
+  rt = { jsx: jsx, jsxs: jsx, Fragment: R.Fragment };
+}
+module.exports = rt;`,
+};
+
+const windowReact = {
+  name: 'window-react',
+  setup(b) {
+    b.onResolve({ filter: /^react(-dom)?(\/.*)?$/ }, (args) => {
+      if (!(args.path in SHIMS)) throw new Error(`unsupported React import "${args.path}": add a shim`);
+      return { path: args.path, namespace: 'window-react' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'window-react' }, (args) => ({ contents: SHIMS[args.path], loader: 'js' }));
+  },
+};
+
+export async function bundle({ minify = true } = {}) {
+  await mkdir(outDir, { recursive: true });
+  const result = await build({
+    entryPoints: [path.join(root, 'src', 'index.tsx')],
+    outfile: outFile,
+    bundle: true,
+    format: 'iife',
+    platform: 'browser',
+    target: ['es2019'],
+    jsx: 'automatic',
+    loader: { '.css': 'text' },
+    minify,
+    sourcemap: false,
+    legalComments: 'eof',
+    metafile: true,
+    define: { 'process.env.NODE_ENV': '"production"' },
+    banner: { js: `/* argocd-assistant UI extension ${pkg.version} */` },
+    plugins: [windowReact],
+    logLevel: 'warning',
+  });
+  return result;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const result = await bundle();
+  const bytes = result.metafile.outputs[path.relative(process.cwd(), outFile)]?.bytes;
+  console.log(`built ${path.relative(process.cwd(), outFile)} (${bytes ?? '?'} bytes, version ${pkg.version})`);
+}
