@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     INVALID_REQUEST = "invalid_request"
     QUESTION_TOO_LONG = "question_too_long"
     BODY_TOO_LARGE = "body_too_large"
+    REQUEST_TIMEOUT = "request_timeout"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     CONVERSATION_NOT_FOUND = "conversation_not_found"
     APPLICATION_NOT_FOUND = "application_not_found"
@@ -45,6 +46,7 @@ STATUS: Mapping[ErrorCode, int] = {
     ErrorCode.INVALID_REQUEST: 422,
     ErrorCode.QUESTION_TOO_LONG: 422,
     ErrorCode.BODY_TOO_LARGE: 413,
+    ErrorCode.REQUEST_TIMEOUT: 408,
     ErrorCode.UNSUPPORTED_MEDIA_TYPE: 415,
     ErrorCode.CONVERSATION_NOT_FOUND: 404,
     ErrorCode.APPLICATION_NOT_FOUND: 404,

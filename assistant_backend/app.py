@@ -1,0 +1,276 @@
+"""The Starlette app: routes, the lifespan that creates every client once, and error answers."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sse_starlette import EventSourceResponse
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import logs
+from .chat import ChatService
+from .config import Settings, load_settings
+from .context.base import ContextSource
+from .context.factory import build_context_source
+from .conversations import Handles
+from .errors import ApiError, ErrorCode
+from .identity import Caller, caller_from_headers, check_secret
+from .metrics import Metrics
+from .models import ModelCatalog
+from .providers import Provider, build_provider
+from .providers.llamastack import build_http_client
+from .readiness import Readiness
+from .requests import parse_chat, read_json
+from .stream import STREAM_HEADERS
+
+log = logging.getLogger(__name__)
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+@dataclass
+class Services:
+    """Everything a request needs, created once per process in the lifespan."""
+
+    settings: Settings
+    http: httpx.AsyncClient
+    provider: Provider
+    context: ContextSource
+    handles: Handles
+    catalog: ModelCatalog
+    readiness: Readiness
+    chat: ChatService
+
+
+def _services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+def _authenticate(request: Request) -> Caller:
+    services = _services(request)
+    auth = services.settings.auth
+    check_secret(request.headers, auth.header, auth.resolved_secret())
+    return caller_from_headers(request.headers)
+
+
+# ---- handlers -----------------------------------------------------------------------------------
+async def chat(request: Request) -> Response:
+    caller = _authenticate(request)
+    services = _services(request)
+    limits = services.settings.limits
+    body = parse_chat(await read_json(request, limits.max_body_bytes), limits.max_question_chars)
+    turn = await services.chat.prepare(caller, body)
+    log.info(
+        "chat turn",
+        extra={
+            "user": caller.user,
+            "application": caller.application,
+            "model": turn.model,
+            "context_tokens": turn.bundle.tokens_total,
+        },
+    )
+    return EventSourceResponse(
+        services.chat.events(turn),
+        headers=STREAM_HEADERS,
+        ping=services.settings.server.heartbeat_s,
+        # Releases the upstream connection even if the client left before the stream started.
+        background=BackgroundTask(turn.upstream.aclose),
+    )
+
+
+async def get_conversation(request: Request) -> Response:
+    caller = _authenticate(request)
+    services = _services(request)
+    handle = request.path_params["conversation_id"]
+    conversation = services.handles.open(caller, handle, services.provider.name)
+    turns = await services.provider.turns(conversation.state)
+    return JSONResponse(
+        {
+            "conversation_id": handle,
+            "model": conversation.model,
+            "turns": [{"question": t.question, "answer": t.answer} for t in turns],
+        }
+    )
+
+
+async def delete_conversation(request: Request) -> Response:
+    caller = _authenticate(request)
+    services = _services(request)
+    conversation = services.handles.open(
+        caller, request.path_params["conversation_id"], services.provider.name
+    )
+    await services.provider.forget(conversation.state)
+    return Response(status_code=204)
+
+
+async def list_models(request: Request) -> Response:
+    _authenticate(request)
+    catalog = _services(request).catalog
+    models = await catalog.models()
+    default = await catalog.default()
+    return JSONResponse({"models": [{"id": m, "default": m == default} for m in models]})
+
+
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services = _services(request)
+    status = await services.readiness.status()
+    if not status.ready:
+        return JSONResponse({"error": {"code": ErrorCode.NOT_READY.value, "message": status.reason}}, 503)
+    return JSONResponse(
+        {"status": "ready", "provider": services.provider.name, "llama_stack_version": status.version}
+    )
+
+
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# ---- errors -------------------------------------------------------------------------------------
+def _error_response(error: ApiError) -> JSONResponse:
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    if exc.status >= 500:
+        log.warning("request failed: %s", exc.code.value)
+    return _error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: ErrorCode.NOT_FOUND, 405: ErrorCode.METHOD_NOT_ALLOWED}.get(
+        exc.status_code, ErrorCode.INVALID_REQUEST
+    )
+    message = {404: "no such endpoint", 405: "method not allowed"}.get(exc.status_code, "bad request")
+    return JSONResponse(
+        {"error": {"code": code.value, "message": message}}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error", exc_info=exc)
+    return _error_response(ApiError(ErrorCode.INTERNAL, "internal error"))
+
+
+# ---- middleware ---------------------------------------------------------------------------------
+class RequestContext:
+    """Request id (honoured from X-Request-Id when sane), access log, request metrics. Pure ASGI so
+    streamed responses pass through untouched."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        token = logs.request_id.set(request_id)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                route = _route_of(scope)
+                self.metrics.request_seconds.labels(route, scope["method"]).observe(
+                    time.perf_counter() - started
+                )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = _route_of(scope)
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            if route not in ("/healthz", "/readyz", "/metrics"):
+                log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    route,
+                    status,
+                    extra={"status": status, "duration_ms": int((time.perf_counter() - started) * 1000)},
+                )
+            logs.request_id.reset(token)
+
+
+def _route_of(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+# ---- factory ------------------------------------------------------------------------------------
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    metrics_ = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        http = build_http_client(settings.llama_stack)
+        provider = build_provider(settings, http)
+        context = build_context_source(settings)
+        handles = Handles(settings.auth.resolved_secret())
+        catalog = ModelCatalog(provider, settings.llama_stack.model)
+        readiness = Readiness(provider, catalog, metrics_, settings.server.readiness_cache_s)
+        chat_service = ChatService(settings, provider, context, handles, catalog, metrics_)
+        app.state.services = Services(
+            settings, http, provider, context, handles, catalog, readiness, chat_service
+        )
+        status = await readiness.status()
+        if not status.ready:
+            log.warning(
+                "not ready: %s. The service runs and turns ready when Llama Stack at %s answers "
+                "(start one for development with `make llama-stack`).",
+                status.reason,
+                settings.llama_stack.url,
+            )
+        try:
+            yield
+        finally:
+            await context.aclose()
+            await provider.aclose()
+            await http.aclose()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat", chat, methods=["POST"]),
+            Route("/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
+            Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        exception_handlers={ApiError: _api_error, HTTPException: _http_error, Exception: _unexpected},
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics_
+    app.add_middleware(RequestContext, metrics=metrics_)
+    return app

@@ -1,0 +1,142 @@
+"""One chat turn: everything that can refuse happens in ``prepare``; ``events`` only streams.
+
+``prepare`` opens the conversation handle, picks the model, builds the context and opens the
+upstream stream. Any failure there is an :class:`ApiError` the app answers as JSON with the right
+status. ``events`` then relays the provider's events as SSE; a failure from that point on is an
+``error`` event, and a client that goes away cancels the upstream request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from sse_starlette import ServerSentEvent
+
+from . import stream
+from .config import ProviderName, Settings
+from .context.base import ContextBundle, ContextSource
+from .conversations import Conversation, Handles
+from .errors import ApiError, ErrorCode
+from .identity import Caller
+from .metrics import Metrics
+from .models import ModelCatalog
+from .providers.base import Completed, Failed, Provider, TextDelta, TurnRequest, UpstreamTurn
+from .requests import ChatRequest
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTurn:
+    caller: Caller
+    conversation_id: str | None
+    model: str
+    bundle: ContextBundle
+    context_sent: bool
+    upstream: UpstreamTurn
+    started: float
+
+
+class ChatService:
+    def __init__(
+        self,
+        settings: Settings,
+        provider: Provider,
+        context: ContextSource,
+        handles: Handles,
+        catalog: ModelCatalog,
+        metrics: Metrics,
+    ) -> None:
+        self._settings = settings
+        self._provider = provider
+        self._context = context
+        self._handles = handles
+        self._catalog = catalog
+        self._metrics = metrics
+
+    async def prepare(self, caller: Caller, request: ChatRequest) -> PreparedTurn:
+        started = time.perf_counter()
+        conversation: Conversation | None = None
+        if request.conversation_id:
+            conversation = self._handles.open(caller, request.conversation_id, self._provider.name)
+        model = await self._pick_model(request, conversation)
+
+        with self._metrics.context_seconds.time():
+            bundle = await self._context.build(
+                caller, request.resource.ref() if request.resource else None, request.question
+            )
+        # Context goes in once per conversation, and again only when it changed.
+        unchanged = conversation is not None and conversation.context_fingerprint == bundle.fingerprint
+        if not unchanged:
+            self._metrics.context_tokens.inc(bundle.tokens_total)
+
+        llama = self._settings.llama_stack
+        upstream = await self._provider.open_turn(
+            TurnRequest(
+                model=model,
+                question=request.question,
+                instructions=self._settings.instructions,
+                context=None if unchanged else bundle.text,
+                state=conversation.state if conversation else None,
+                temperature=llama.temperature,
+                max_tokens=llama.max_tokens,
+            )
+        )
+        return PreparedTurn(caller, request.conversation_id, model, bundle, not unchanged, upstream, started)
+
+    async def _pick_model(self, request: ChatRequest, conversation: Conversation | None) -> str:
+        if conversation is None:
+            return await self._catalog.resolve(request.model)
+        if request.model is None or request.model == conversation.model:
+            return conversation.model
+        if self._provider.name == ProviderName.AGENTS:
+            # An agent is bound to its model; the session cannot move to another one.
+            raise ApiError(
+                ErrorCode.INVALID_REQUEST, "model: cannot change within a conversation; start a new one"
+            )
+        return await self._catalog.resolve(request.model)
+
+    async def events(self, turn: PreparedTurn) -> AsyncIterator[ServerSentEvent]:
+        provider = self._provider.name
+        yield stream.start(turn.conversation_id, provider, turn.model)
+        yield stream.context(
+            {**turn.bundle.event_data(), "sent": turn.context_sent, "notes": list(turn.bundle.notes)}
+        )
+        first_token = True
+        outcome = "cancelled"
+        self._metrics.active_streams.inc()
+        try:
+            async for event in turn.upstream:
+                if isinstance(event, TextDelta):
+                    if first_token:
+                        self._metrics.time_to_first_token.labels(provider).observe(
+                            time.perf_counter() - turn.started
+                        )
+                        first_token = False
+                    yield stream.token(event.text)
+                elif isinstance(event, Completed):
+                    outcome = "ok"
+                    handle = self._handles.issue(
+                        turn.caller,
+                        Conversation(provider, turn.model, event.state, turn.bundle.fingerprint),
+                    )
+                    if event.usage is not None:
+                        tokens = self._metrics.llm_tokens
+                        tokens.labels(provider, "in").inc(event.usage.input_tokens or 0)
+                        tokens.labels(provider, "out").inc(event.usage.output_tokens or 0)
+                    elapsed_ms = int((time.perf_counter() - turn.started) * 1000)
+                    yield stream.end(handle, event.usage, elapsed_ms)
+                    return
+                elif isinstance(event, Failed):
+                    outcome = "failed"
+                    self._metrics.llm_failures.labels(provider, event.code.value).inc()
+                    yield stream.error(event.code, event.message)
+                    return
+            outcome = "failed"
+            yield stream.error(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
+        finally:
+            self._metrics.active_streams.dec()
+            self._metrics.llm_calls.labels(provider, outcome).inc()
+            # On client disconnect this runs in a cancelled scope; aclose is shielded, so the
+            # connection to Llama Stack is really closed, and the model call with it.
+            await turn.upstream.aclose()

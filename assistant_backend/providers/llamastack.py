@@ -1,0 +1,125 @@
+"""What both providers share about Llama Stack: the HTTP client, version, model list, error mapping.
+
+Version facts (checked against real 0.2.12, 0.3.5 and 0.7.3 servers, DESIGN.md section 3):
+``GET /v1/version`` answers ``{"version": "0.7.3"}``; ``GET /v1/models`` answers
+``{data: [{identifier, model_type}]}`` up to 0.3.x and the OpenAI shape ``{data: [{id,
+custom_metadata: {model_type}}]}`` from 0.4 on.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import httpx2
+import openai
+
+from ..config import LlamaStackConfig
+from ..errors import ApiError, ErrorCode
+
+log = logging.getLogger(__name__)
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)")
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Version:
+    major: int
+    minor: int
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        match = _VERSION.match(text.strip())
+        if not match:
+            raise ApiError(
+                ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack reported an unreadable version {text!r}"
+            )
+        return cls(int(match.group(1)), int(match.group(2)), text.strip())
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return (self.major, self.minor) >= (major, minor)
+
+
+def build_http_client(config: LlamaStackConfig) -> httpx.AsyncClient:
+    """One pooled client per process; the read timeout bounds every wait for the next chunk."""
+    headers = {}
+    api_key = config.resolved_api_key()
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return httpx.AsyncClient(
+        base_url=config.url,
+        headers=headers,
+        timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+    )
+
+
+class LlamaStack:
+    """The server, as far as both providers need it."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+        self._version: Version | None = None
+
+    async def version(self, *, refresh: bool = False) -> Version:
+        if self._version is None or refresh:
+            data = await self.get_json("/v1/version", timeout_s=5.0)
+            self._version = Version.parse(str(data.get("version", "")))
+        return self._version
+
+    async def list_models(self) -> list[str]:
+        data = await self.get_json("/v1/models")
+        models: list[str] = []
+        for entry in data.get("data", []):
+            if not isinstance(entry, dict):
+                continue
+            metadata = entry.get("custom_metadata") or entry.get("metadata") or {}
+            model_type = entry.get("model_type") or (
+                metadata.get("model_type") if isinstance(metadata, dict) else None
+            )
+            model_id = entry.get("identifier") or entry.get("id")
+            if model_id and model_type in (None, "llm"):
+                models.append(str(model_id))
+        return models
+
+    async def get_json(self, path: str, *, timeout_s: float | None = None) -> dict[str, Any]:
+        try:
+            response = await self.http.get(path, timeout=timeout_s or httpx.USE_CLIENT_DEFAULT)
+        except httpx.HTTPError as exc:
+            raise api_error_from(exc) from exc
+        if response.status_code >= 400:
+            raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status_code}")
+        try:
+            data = response.json()
+        except ValueError:
+            raise ApiError(
+                ErrorCode.LLAMA_STACK_ERROR, "Llama Stack answered something that is not JSON"
+            ) from None
+        if not isinstance(data, dict):
+            raise ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack answered unexpected JSON")
+        return data
+
+
+def api_error_from(exc: BaseException) -> ApiError:
+    """Map a transport or SDK failure to the client-facing error; details go to the log only."""
+    if isinstance(exc, ApiError):
+        return exc
+    # openai 3.x speaks httpx2; transport errors during stream iteration arrive unwrapped.
+    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | httpx2.TimeoutException):
+        return ApiError(ErrorCode.LLAMA_STACK_TIMEOUT, "Llama Stack did not answer in time")
+    if isinstance(exc, openai.APIConnectionError | httpx.ConnectError | httpx2.ConnectError):
+        return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "Llama Stack is not reachable")
+    if isinstance(exc, httpx.TransportError | httpx2.TransportError):
+        return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "the connection to Llama Stack was lost")
+    if isinstance(exc, openai.APIStatusError):
+        return ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {exc.status_code}")
+    if isinstance(exc, openai.APIError):
+        return ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack reported an error while answering")
+    if isinstance(exc, ValueError):  # undecodable stream data
+        return ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack sent a malformed stream")
+    log.error("unexpected upstream failure", exc_info=exc)
+    return ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack failed")
