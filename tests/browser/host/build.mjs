@@ -1,0 +1,45 @@
+// Build the host page's React runtimes into ./build:
+//  - react16.js: React 16's own UMD files, as Argo CD <= 3.4 puts React on window;
+//  - react19.js: React 19 has no UMD build, so bundle it and put React, ReactDOM (+ client) and
+//    react/jsx-runtime on window, like Argo CD 3.5 does.
+import { build } from 'esbuild';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const out = path.join(here, 'build');
+await mkdir(out, { recursive: true });
+
+const umd = await Promise.all(
+  ['react16/umd/react.production.min.js', 'react-dom16/umd/react-dom.production.min.js'].map((f) =>
+    readFile(path.join(here, 'node_modules', f), 'utf8'),
+  ),
+);
+await writeFile(path.join(out, 'react16.js'), umd.join('\n;\n'));
+
+await build({
+  stdin: {
+    contents: `
+      import React from 'react';
+      import ReactDOM from 'react-dom';
+      import ReactDOMClient from 'react-dom/client';
+      import ReactJSXRuntime from 'react/jsx-runtime';
+      window.React = React;
+      window.ReactDOM = ReactDOM;
+      window.ReactDOMClient = ReactDOMClient;
+      window.ReactJSXRuntime = ReactJSXRuntime;
+    `,
+    resolveDir: here,
+    loader: 'js',
+  },
+  outfile: path.join(out, 'react19.js'),
+  bundle: true,
+  format: 'iife',
+  minify: true,
+  // The npm aliases: every `react`/`react-dom` import (also react-dom's own) resolves to React 19.
+  alias: { react: 'react19', 'react-dom': 'react-dom19' },
+  define: { 'process.env.NODE_ENV': '"production"' },
+  logLevel: 'warning',
+});
+console.log(`host runtimes built in ${path.relative(process.cwd(), out)}`);
