@@ -66,10 +66,39 @@ llama-stack-venvs: ## build (once) the pinned Llama Stack 0.3.5 and 0.7.3 venvs
 kube-bin: ## build (once) kube-apiserver v1.20.2 from Debian's source package; installs etcd
 	tests/infra/build-kube-apiserver.sh
 
+# ---- UI extension (extension-ui/; version in extension-ui/package.json) ---------------------------
+extension-ui/node_modules/.installed: extension-ui/package-lock.json
+	cd extension-ui && npm ci --no-audit --no-fund
+	touch $@
+
+tests/browser/host/node_modules/.installed: tests/browser/host/package-lock.json
+	cd tests/browser/host && npm ci --no-audit --no-fund
+	touch $@
+
+.PHONY: ui
+ui: extension-ui/node_modules/.installed tests/browser/host/node_modules/.installed ## build dist/extension-assistant-<version>.tar (+ .sha256) and the test host page
+	cd extension-ui && npm run --silent package
+	cd tests/browser/host && node build.mjs
+
+.PHONY: ui-test
+ui-test: ui ## UI unit tests (node's test runner) and type check
+	cd extension-ui && npm run --silent typecheck && npm test --silent
+
+.PHONY: ui-dev
+ui-dev: ui dev ## serve the Argo CD-like host page on :8091 against `make run` (sample app argocd:guestbook)
+	$(BIN)/python -m tests.browser.devserver --listen 127.0.0.1:8091 \
+	  --backend http://127.0.0.1:$(PORT) --secret "$(DEV_SECRET)"
+
+.PHONY: browser-deps
+browser-deps: ## install Debian's chromium for the browser tests (once)
+	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
+
 .PHONY: test-deps
-test-deps: dev llama-stack-venvs kube-bin
+test-deps: dev llama-stack-venvs kube-bin ui browser-deps
 
 # ---- Tests --------------------------------------------------------------------------------------
 .PHONY: test
 test: test-deps lint ## everything CI runs: lint, unit, real Llama Stack, real apiserver, real browser
+	cd extension-ui && npm run --silent typecheck && npm test --silent
 	$(BIN)/pytest -p no:cacheprovider

@@ -26,5 +26,5 @@ await build({
   logLevel: 'warning',
 });
 const files = tests.map((f) => path.join(out, f.replace(/\.ts$/, '.mjs')));
-const r = spawnSync(process.execPath, ['--test', ...files], { stdio: 'inherit', cwd: root });
+const r = spawnSync(process.execPath, ['--test', '--test-reporter=spec', ...files], { stdio: 'inherit', cwd: root });
 process.exit(r.status ?? 1);
