@@ -54,13 +54,19 @@ def main() -> None:
         for provider in providers:
             spec = specs.get(provider.provider_type)
             if spec is None:
-                raise SystemExit(f"providers.{api}.{provider.provider_id}: unknown provider_type {provider.provider_type}")
+                raise SystemExit(
+                    f"providers.{api}.{provider.provider_id}: unknown provider_type {provider.provider_type}"
+                )
             config_class = instantiate_class_type(spec.config_class)
             config_class(**(provider.config or {}))
-            extra = unknown_keys(config_class, provider.config or {}, f"providers.{api}.{provider.provider_id}")
+            extra = unknown_keys(
+                config_class, provider.config or {}, f"providers.{api}.{provider.provider_id}"
+            )
             if extra:
                 raise SystemExit(f"unknown provider config keys: {', '.join(extra)}")
-            checked.append({"api": api, "provider_id": provider.provider_id, "provider_type": provider.provider_type})
+            checked.append(
+                {"api": api, "provider_id": provider.provider_id, "provider_type": provider.provider_type}
+            )
     apis = [a.value if hasattr(a, "value") else str(a) for a in config.apis]
     print(json.dumps({"apis": apis, "providers": checked}))
 

@@ -36,7 +36,9 @@ def _kind_of(path: Path) -> str:
 
 def kustomizations() -> list[Path]:
     """Every directory under manifests/ holding a Kustomization (Components are rendered via fixtures)."""
-    found = [p.parent for p in sorted(MANIFESTS.rglob("kustomization.yaml")) if _kind_of(p) == "Kustomization"]
+    found = [
+        p.parent for p in sorted(MANIFESTS.rglob("kustomization.yaml")) if _kind_of(p) == "Kustomization"
+    ]
     return found
 
 
@@ -69,7 +71,8 @@ def render(directory: Path) -> list[Obj]:
 
 def find(objs: list[Obj], kind: str, name: str | None = None, namespace: str | None = None) -> Obj:
     hits = [
-        o for o in objs
+        o
+        for o in objs
         if o["kind"] == kind
         and (name is None or o["metadata"]["name"] == name or o["metadata"]["name"].startswith(name + "-"))
         and (namespace is None or o["metadata"].get("namespace") == namespace)

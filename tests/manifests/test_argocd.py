@@ -63,7 +63,9 @@ def _plain() -> ArgoInstall:
     # The Component must add, never replace: the stand-in's own settings survive.
     assert rbac["policy.csv"].strip() == "g, platform-team, role:admin"
     assert cm["url"] == "https://argocd.example.com"
-    assert {"/tmp", "/home/argocd"} <= {m["mountPath"] for m in container(pod, "argocd-server")["volumeMounts"]}
+    assert {"/tmp", "/home/argocd"} <= {
+        m["mountPath"] for m in container(pod, "argocd-server")["volumeMounts"]
+    }
     return ArgoInstall(
         form="plain",
         extension_config={k: v for k, v in cm.items() if k.startswith("extension.config")},
@@ -81,7 +83,9 @@ def _operator() -> ArgoInstall:
     spec, server = cr["spec"], cr["spec"]["server"]
     # Field names of the operator's ArgoCDServerSpec (api/v1beta1/argocd_types.go, operator >= 0.12): a
     # misspelt one would be pruned silently by the CRD's structural schema.
-    assert set(server) <= {"extraCommandArgs", "initContainers", "volumes", "volumeMounts", "env"}, set(server)
+    assert set(server) <= {"extraCommandArgs", "initContainers", "volumes", "volumeMounts", "env"}, set(
+        server
+    )
     assert set(spec) <= {"extraConfig", "rbac", "server"}, set(spec)
     assert set(spec["rbac"]) <= {"policy", "defaultPolicy", "scopes", "policyMatcherMode"}
     (installer,) = server["initContainers"]
@@ -134,7 +138,9 @@ def backend() -> list[Obj]:
 
 
 def _backend_config(backend: list[Obj]) -> dict[str, Any]:
-    config: dict[str, Any] = yaml.safe_load(find(backend, "ConfigMap", "argocd-assistant-config")["data"]["config.yaml"])
+    config: dict[str, Any] = yaml.safe_load(
+        find(backend, "ConfigMap", "argocd-assistant-config")["data"]["config.yaml"]
+    )
     return config
 
 
@@ -144,14 +150,22 @@ def _backend_url(backend: list[Obj]) -> str:
     return f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port['port']}"
 
 
-def test_extension_config_is_valid_for_argocd_and_targets_the_backend(install: ArgoInstall, backend: list[Obj]) -> None:
+def test_extension_config_is_valid_for_argocd_and_targets_the_backend(
+    install: ArgoInstall, backend: list[Obj]
+) -> None:
     assert list(install.extension_config) == [f"extension.config.{EXTENSION}"]
     assert ARGOCD_EXTENSION_NAME.fullmatch(EXTENSION)
     config = yaml.safe_load(install.extension_config[f"extension.config.{EXTENSION}"])
     # Argo CD's validateConfigs: services required; url required; one service needs no cluster; headers
     # need name and value.
     (service,) = config["services"]
-    assert set(config) <= {"services", "connectionTimeout", "keepAlive", "idleConnectionTimeout", "maxIdleConnections"}
+    assert set(config) <= {
+        "services",
+        "connectionTimeout",
+        "keepAlive",
+        "idleConnectionTimeout",
+        "maxIdleConnections",
+    }
     assert set(service) <= {"url", "headers", "cluster"}
     url = urlsplit(service["url"])
     # Argo CD uses only scheme and host of the URL.
@@ -225,7 +239,11 @@ def test_ui_tarball_is_what_the_installer_and_argocd_server_expect() -> None:
     node_modules = ROOT / "extension-ui" / "node_modules" / "esbuild"
     assert node_modules.is_dir(), "extension-ui dependencies missing: run `npm ci` in extension-ui/"
     result = subprocess.run(
-        ["node", "scripts/package.mjs"], cwd=ROOT / "extension-ui", capture_output=True, text=True, timeout=180
+        ["node", "scripts/package.mjs"],
+        cwd=ROOT / "extension-ui",
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stderr
     tar_path = ROOT / "dist" / tar_name

@@ -73,7 +73,9 @@ def test_objects_match_strict_kubernetes_schema(directory: Path, version: str) -
         except kubernetes_validate.ValidationError as exc:
             errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
         except kubernetes_validate.SchemaNotFoundError:
-            errors.append(f"{obj['kind']}/{obj['metadata']['name']}: no schema for {obj['apiVersion']} in {version}")
+            errors.append(
+                f"{obj['kind']}/{obj['metadata']['name']}: no schema for {obj['apiVersion']} in {version}"
+            )
     assert not errors, "\n".join(errors)
     assert checked > 0
 
