@@ -1,0 +1,188 @@
+"""The chat contract, run against every supported Llama Stack / provider pair with real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Combo
+from tests.support.backend import SECRET, backend_config
+from tests.support.llamastack import LlamaStackServer
+from tests.support.model_server import Reply, ScriptedModel
+from tests.support.sse import Decoder, Event, answer_text, iter_events, names, parse
+
+pytestmark = pytest.mark.llamastack
+
+CONTEXT_MARK = "<argocd-context>"
+
+
+def identity(user: str = "alice", app: str = "argocd:guestbook", project: str = "default") -> dict[str, str]:
+    return {
+        "Authorization": SECRET,
+        "Argocd-Application-Name": app,
+        "Argocd-Project-Name": project,
+        "Argocd-Username": user,
+    }
+
+
+async def chat(url: str, question: str, conversation_id: str | None = None, *, user: str = "alice",
+               app: str = "argocd:guestbook", model: str | None = None) -> tuple[httpx.Response, list[Event]]:
+    body: dict[str, object] = {"question": question}
+    if conversation_id:
+        body["conversation_id"] = conversation_id
+    if model:
+        body["model"] = model
+    async with httpx.AsyncClient(timeout=60) as client:
+        response = await client.post(f"{url}/v1/chat", json=body, headers=identity(user, app))
+    events = parse(response.text) if response.headers.get("content-type", "").startswith("text/event-stream") else []
+    return response, events
+
+
+@pytest.fixture
+def backend_url(combo: Combo, start_backend, model: ScriptedModel) -> str:  # type: ignore[no-untyped-def]
+    return start_backend(backend_config(combo.llama_stack.url, combo.provider)).url
+
+
+async def test_single_answer_is_streamed_with_context_first(backend_url: str, combo: Combo, model: ScriptedModel) -> None:
+    model.script(Reply(text="The image tag v9 does not exist. Fix the tag in Git."))
+    response, events = await chat(backend_url, "Why is this Degraded?")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    assert response.headers["x-accel-buffering"] == "no"
+    assert "content-length" not in response.headers
+    kinds = names(events)
+    assert kinds[:2] == ["start", "context"] and kinds[-1] == "end"
+    assert set(kinds[2:-1]) == {"token"} and len(kinds[2:-1]) > 1, "the answer must arrive in several tokens"
+    assert answer_text(events) == "The image tag v9 does not exist. Fix the tag in Git."
+    start, context, end = events[0].data, events[1].data, events[-1].data
+    assert start["provider"] == combo.provider and start["model"] == "openai/scripted-model"
+    assert context["items"] and context["sent"] is True and context["tokens_total"] > 0
+    assert end["conversation_id"] and end["elapsed_ms"] >= 0
+
+    seen = model.completions()[-1].text()
+    assert "Why is this Degraded?" in seen and CONTEXT_MARK in seen and "argocd/guestbook" in seen
+
+
+async def test_follow_up_sees_earlier_turns_and_context_is_not_resent(backend_url: str, model: ScriptedModel) -> None:
+    model.script(Reply(text="First answer about the crash."), Reply(text="Second answer with the fix."))
+    _, first = await chat(backend_url, "Why does it crash?")
+    _, second = await chat(backend_url, "How do I fix it?", first[-1].data["conversation_id"])
+
+    assert names(second)[-1] == "end", second
+    assert answer_text(second) == "Second answer with the fix."
+    assert second[1].data["sent"] is False, "unchanged context must not be sent again"
+    seen = model.completions()[-1].text()
+    assert "Why does it crash?" in seen and "First answer about the crash." in seen and "How do I fix it?" in seen
+    assert seen.count(CONTEXT_MARK) == 1, "the context appears once in the conversation"
+
+
+async def test_restore_returns_the_turns_as_typed(backend_url: str, model: ScriptedModel) -> None:
+    model.script(Reply(text="Answer one."), Reply(text="Answer two."))
+    _, first = await chat(backend_url, "Question one?")
+    _, second = await chat(backend_url, "Question two?", first[-1].data["conversation_id"])
+    conversation_id = second[-1].data["conversation_id"]
+
+    async with httpx.AsyncClient() as client:
+        restored = await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())
+    assert restored.status_code == 200
+    assert restored.json()["turns"] == [
+        {"question": "Question one?", "answer": "Answer one."},
+        {"question": "Question two?", "answer": "Answer two."},
+    ]
+
+
+async def test_foreign_conversation_is_not_found_and_nothing_reaches_the_model(
+    backend_url: str, model: ScriptedModel
+) -> None:
+    _, first = await chat(backend_url, "Mine?")
+    conversation_id = first[-1].data["conversation_id"]
+    before = len(model.completions())
+
+    async with httpx.AsyncClient() as client:
+        for headers in (identity(user="bob"), identity(app="team-a:shop", project="team-a")):
+            read = await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=headers)
+            assert read.status_code == 404 and read.json()["error"]["code"] == "conversation_not_found"
+            deleted = await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=headers)
+            assert deleted.status_code == 404
+    response, _ = await chat(backend_url, "Continue someone else's?", conversation_id, user="bob")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "conversation_not_found"
+    assert len(model.completions()) == before
+
+    async with httpx.AsyncClient() as client:  # the owner still has it
+        assert (await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())).status_code == 200
+
+
+async def test_delete_forgets_the_conversation(backend_url: str) -> None:
+    _, first = await chat(backend_url, "Forget me?")
+    conversation_id = first[-1].data["conversation_id"]
+    async with httpx.AsyncClient() as client:
+        deleted = await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())
+        assert deleted.status_code == 204
+        after = await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())
+    assert after.status_code == 404 and after.json()["error"]["code"] == "conversation_not_found"
+
+
+async def test_model_list_marks_one_default(backend_url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        response = await client.get(f"{backend_url}/v1/models", headers=identity())
+    models = response.json()["models"]
+    assert [m["id"] for m in models] == ["openai/scripted-model", "openai/scripted-model-b"]
+    assert [m["default"] for m in models] == [True, False]
+
+
+async def test_other_model_is_used_when_asked(backend_url: str, model: ScriptedModel) -> None:
+    _, events = await chat(backend_url, "Use b?", model="openai/scripted-model-b")
+    assert events[0].data["model"] == "openai/scripted-model-b" and names(events)[-1] == "end"
+    assert model.completions()[-1].body["model"] == "scripted-model-b"
+
+
+async def test_unknown_model_is_400_with_the_list(backend_url: str, model: ScriptedModel) -> None:
+    before = len(model.completions())
+    response, _ = await chat(backend_url, "Which model?", model="openai/gpt-17")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "unknown_model" and "openai/scripted-model" in error["message"]
+    assert len(model.completions()) == before
+
+
+async def test_client_disconnect_cancels_the_model_call(backend_url: str, model: ScriptedModel) -> None:
+    model.script(Reply(text=" ".join(f"word{i}" for i in range(200)), token_delay_s=0.1))
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream("POST", f"{backend_url}/v1/chat", json={"question": "Long answer?"},
+                                 headers=identity()) as response:
+            async for event in iter_events(response):
+                if event.name == "token":
+                    break  # the user pressed Stop: the connection closes here
+    assert model.wait_for(lambda rs: bool(rs) and rs[-1].disconnected, timeout_s=10), (
+        "the model server never saw the request cancelled"
+    )
+    assert model.completions()[-1].finished is not None
+
+
+async def test_llama_stack_killed_mid_stream_gives_an_error_event(
+    combo: Combo, model: ScriptedModel, start_backend, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    doomed = LlamaStackServer(combo.version, model.url, tmp_path / "doomed").start()
+    try:
+        backend = start_backend(backend_config(doomed.url, combo.provider))
+        model.script(Reply(text=" ".join(f"w{i}" for i in range(100)), token_delay_s=0.1))
+        events: list[Event] = []
+        decoder = Decoder()
+        async with httpx.AsyncClient(timeout=30) as client:
+            async with client.stream("POST", f"{backend.url}/v1/chat", json={"question": "Still there?"},
+                                     headers=identity()) as response:
+                async with asyncio.timeout(30):  # a hang fails here instead of blocking the suite
+                    async for event in iter_events(response, decoder):
+                        events.append(event)
+                        if event.name == "token" and sum(e.name == "token" for e in events) == 3:
+                            doomed.kill()
+        assert names(events)[-1] == "error", names(events)
+        assert events[-1].data["code"] in {"llama_stack_unavailable", "llama_stack_error"}
+        assert "end" not in names(events)
+    finally:
+        doomed.stop()

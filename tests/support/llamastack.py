@@ -1,0 +1,66 @@
+"""A real Llama Stack server (pinned venv, cached) whose inference goes to the scripted model."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from .model_server import _free_port
+from .processes import ServerProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "tests" / "infra"
+VERSIONS = ("0.3.5", "0.7.3")
+
+
+def llama_stack_venv(version: str) -> Path:
+    """Create (once, cached under ~/.cache/argocd-assistant) and return the venv for ``version``."""
+    result = subprocess.run([str(INFRA / "llama-stack-venv.sh"), version], capture_output=True, text=True,
+                            check=False, timeout=1800)
+    if result.returncode != 0:
+        raise RuntimeError(f"could not create the Llama Stack {version} venv:\n{result.stderr[-3000:]}")
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+class LlamaStackServer:
+    def __init__(self, version: str, model_url: str, state_dir: Path) -> None:
+        self.version = version
+        self.port = _free_port()
+        venv = llama_stack_venv(version)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self._process = ServerProcess(
+            f"llama-stack {version}",
+            [str(venv / "bin" / "llama"), "stack", "run", str(INFRA / "llama-stack" / f"run-{version}.yaml"),
+             "--port", str(self.port)],
+            health_url=f"{self.url}/v1/health",
+            log_path=state_dir / "server.log",
+            env={
+                "OPENAI_BASE_URL": model_url,
+                "OPENAI_API_KEY": "sk-scripted",
+                "STATE_DIR": str(state_dir),
+                "TIKTOKEN_CACHE_DIR": str(venv / "tiktoken-cache"),
+                "LLAMA_STACK_TELEMETRY_DISABLED": "1",
+            },
+            cwd=state_dir,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LlamaStackServer:
+        self._process.start(timeout_s=120)
+        return self
+
+    def stop(self) -> None:
+        self._process.stop()
+
+    def kill(self) -> None:
+        self._process.kill()
+
+    @property
+    def running(self) -> bool:
+        return self._process.running
+
+    def log_tail(self) -> str:
+        return self._process.log_tail()
