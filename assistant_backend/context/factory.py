@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from ..config import Settings
 from .base import ContextSource
+from .engine import KubeContext
 from .reference import ReferenceContext
 
 
 def build_context_source(settings: Settings) -> ContextSource:
-    return ReferenceContext(budget=settings.context.token_budget)
+    if not settings.kubernetes.enabled:
+        return ReferenceContext(budget=settings.context.token_budget)
+    # Reads the kubeconfig (blocking) once, at start; with no Kubernetes access the engine still
+    # builds and every bundle says so.
+    return KubeContext.from_settings(settings)

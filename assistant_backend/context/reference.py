@@ -23,8 +23,9 @@ class ReferenceContext:
         )
         ref = str(resource) if resource else f"Application {caller.application}"
         item = ContextItem(kind="application", ref=ref, tokens=estimate_tokens(text))
-        return ContextBundle(text=text, items=(item,), budget=self._budget,
-                             notes=("live Kubernetes state not available",))
+        return ContextBundle(
+            text=text, items=(item,), budget=self._budget, notes=("live Kubernetes state not available",)
+        )
 
     async def aclose(self) -> None:
         return None

@@ -1,0 +1,182 @@
+"""The Kubernetes :class:`~.base.ContextSource`: Application -> scope -> gather -> findings -> budget.
+
+Order matters for safety: the Application is read from the control plane and its project checked
+first; the selected resource must pass the scope check before anything from the destination is
+gathered; everything is redacted before it is rendered. Failures to read become notes in the bundle
+(and in the text the model reads), so the answer still comes and says what it could not see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from ..config import Settings
+from ..identity import Caller
+from .application import destination, read_application
+from .base import ContextBundle, ContextItem, ResourceRef
+from .budget import fit
+from .clusters import ClusterRegistry, Destination, load_local_credentials
+from .findings import run_rules
+from .gather import Gatherer, Snapshot
+from .kube import KubeClient, KubeError
+from .render import assemble, build_sections
+from .scope import check_scope
+from .tokens import estimate_tokens
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """How long the last build took, for logs, evals and benchmarks."""
+
+    gather_ms: float
+    total_ms: float
+
+
+class KubeContext:
+    def __init__(
+        self,
+        registry: ClusterRegistry,
+        *,
+        budget: int,
+        log_lines: int,
+        deadline_s: float,
+        call_timeout_s: float,
+    ) -> None:
+        self.registry = registry
+        self._budget = budget
+        self._log_lines = log_lines
+        self._deadline = deadline_s
+        self._call_timeout = call_timeout_s
+        self.last_timing = Timing(0.0, 0.0)
+        self.last_findings: tuple[str, ...] = ()  # rule ids of the last build (evals report them)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> KubeContext:
+        """Blocking (reads kubeconfig): call once at start."""
+        access = load_local_credentials(settings.kubernetes.kubeconfig, settings.kubernetes.context)
+        local = None
+        note = access.note
+        if access.credentials is not None:
+            try:
+                local = KubeClient(
+                    access.credentials, call_timeout_s=settings.context.call_timeout_s, name="local"
+                )
+            except (OSError, ValueError) as exc:
+                note = f"Kubernetes credentials from {access.source} are unusable ({type(exc).__name__})"
+        if local is None:
+            log.warning("context: %s; answers will have no live Kubernetes state", note)
+        else:
+            log.info("context: Kubernetes API %s (credentials from %s)", local.server, access.source)
+        registry = ClusterRegistry(
+            local,
+            note,
+            argocd_namespace=settings.kubernetes.argocd_namespace,
+            call_timeout_s=settings.context.call_timeout_s,
+        )
+        return cls(
+            registry,
+            budget=settings.context.token_budget,
+            log_lines=settings.context.log_lines,
+            deadline_s=settings.context.gather_deadline_s,
+            call_timeout_s=settings.context.call_timeout_s,
+        )
+
+    async def aclose(self) -> None:
+        await self.registry.aclose()
+
+    async def build(self, caller: Caller, resource: ResourceRef | None, question: str) -> ContextBundle:
+        started = time.perf_counter()
+        snap = Snapshot()
+        subject = str(resource) if resource else f"Application {caller.application}"
+        control = self.registry.local
+        gather_ms = 0.0
+        if control is None:
+            snap.note(self.registry.local_note or "no Kubernetes access configured")
+        else:
+            try:
+                snap.app = await asyncio.wait_for(read_application(control, caller), self._call_timeout)
+            except (KubeError, TimeoutError) as exc:
+                reason = exc.reason if isinstance(exc, KubeError) else "timed out"
+                snap.note(
+                    f"could not read Application {caller.application}: {reason}; "
+                    "nothing was read from the destination cluster"
+                )
+        if snap.app is not None:
+            dest = await self.registry.destination(destination(snap.app))
+            if dest.client is None:
+                snap.note(f"{dest.note}; no live state from the destination cluster")
+            else:
+                t0 = time.perf_counter()
+                await self._gather(snap, dest, caller, resource)
+                gather_ms = (time.perf_counter() - t0) * 1000
+        findings = run_rules(snap)
+        self.last_findings = tuple(f.rule for f in findings)
+        header = (
+            f"# Kubernetes context for Argo CD Application {caller.application} (project {caller.project})\n"
+            f"The question is about: {subject}\n"
+            "Secret values and credentials are never read; [REDACTED] marks masked text."
+        )
+        sections = build_sections(snap, findings, subject)
+        reserved = estimate_tokens(header) + 20 + sum(estimate_tokens(n) + 2 for n in snap.notes)
+        fitted = fit(sections, self._budget, reserved=reserved)
+        text, items = assemble(header, fitted, snap.notes)
+        self.last_timing = Timing(gather_ms, (time.perf_counter() - started) * 1000)
+        if not items:
+            items = (ContextItem("note", subject, estimate_tokens(text)),)
+        return ContextBundle(text=text, items=items, budget=self._budget, notes=tuple(snap.notes))
+
+    async def _gather(
+        self, snap: Snapshot, dest: Destination, caller: Caller, resource: ResourceRef | None
+    ) -> None:
+        assert dest.client is not None and snap.app is not None
+        client = dest.client
+        gatherer = Gatherer(client, snap, log_lines=self._log_lines)
+
+        async def fetch(group: str, kind: str, name: str, namespace: str | None) -> dict[str, object] | None:
+            return await client.get(group, kind, name, namespace)
+
+        try:
+            async with asyncio.timeout(self._deadline):
+                if resource is None:
+                    await gatherer.for_application(snap.app)
+                    return
+                if resource.kind == "Secret" and resource.group == "":
+                    # Never read: the backend's RBAC has no secrets, and values must not reach the model.
+                    from .scope import listed, refuse
+
+                    if not listed(snap.app, "", "Secret", resource.name, resource.namespace):
+                        raise refuse(resource, caller.application)
+                    snap.note(
+                        f"Secret {resource.namespace}/{resource.name}: contents are never read by design"
+                    )
+                    return
+                try:
+                    scoped = await check_scope(snap.app, resource, fetch, caller.application)
+                except KubeError as exc:
+                    snap.note(
+                        f"could not verify that {resource} belongs to the Application ({exc.reason}); "
+                        "nothing was gathered from the destination cluster"
+                    )
+                    return
+                snap.owners = list(scoped.owners)
+                if scoped.obj is None:
+                    snap.target_missing = True
+                    snap.note(f"{resource} does not exist in the destination cluster")
+                    return
+                snap.target = scoped.obj
+                await gatherer.for_resource(scoped.obj)
+        except TimeoutError:
+            if resource is not None and snap.target is None and not snap.target_missing:
+                snap.note(
+                    f"could not verify that {resource} belongs to the Application within "
+                    f"{self._deadline:g}s; nothing was gathered from the destination cluster"
+                )
+            else:
+                snap.note(
+                    f"gathering stopped at the {self._deadline:g}s deadline; some objects were not read"
+                )

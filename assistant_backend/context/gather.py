@@ -1,0 +1,374 @@
+"""Read what a human would look at, concurrently, within a deadline.
+
+For a selected resource: the live object, its events (field selector on the involved object), its
+owners (from the scope check), its children and their Pods for workloads, the Service's Endpoints
+and matching Pods, the PVCs of Pending Pods, and for unhealthy Pods the log tails (the previous
+container's too after a restart). For the Application itself: the same, shallower, for its
+not-healthy or out-of-sync resources. Every call has a timeout; every failure becomes a note; the
+snapshot keeps whatever arrived before the overall deadline.
+
+Only objects reached from the Application are read, and events are kept only when their involved
+object is one of those: a shared namespace never leaks another application's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .application import problem_resources, resource_label
+from .kube import KubeClient, KubeError
+
+T = TypeVar("T")
+
+MAX_PROBLEM_RESOURCES = 8  # Application-level questions: how many problem resources to look into
+MAX_PODS = 10
+MAX_LOG_PODS = 3
+MAX_EVENTS_PER_NAMESPACE = 500
+
+# Waiting reasons where the container never started, so there is no log to read.
+_NO_LOG_REASONS = {
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "ContainerCreating",
+    "PodInitializing",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LogTail:
+    namespace: str
+    pod: str
+    container: str
+    previous: bool
+    text: str
+
+    @property
+    def label(self) -> str:
+        which = " (previous instance)" if self.previous else ""
+        return f"Pod {self.namespace}/{self.pod} container {self.container}{which}"
+
+
+@dataclass
+class Snapshot:
+    """Everything gathered for one question (not yet redacted)."""
+
+    app: dict[str, Any] | None = None
+    target: dict[str, Any] | None = None  # the selected live object; None for the Application
+    target_missing: bool = False
+    owners: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[dict[str, Any]] = field(default_factory=list)  # app-level: live problem objects
+    related: list[dict[str, Any]] = field(default_factory=list)  # ReplicaSets, Jobs, Endpoints, PVCs
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[LogTail] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    def objects(self) -> list[dict[str, Any]]:
+        found = [o for o in (self.target,) if o is not None]
+        return found + self.owners + self.problems + self.related + self.pods
+
+    def add_events(self, events: Iterable[dict[str, Any]]) -> None:
+        seen = {uid(e) for e in self.events}
+        for event in events:
+            if uid(event) not in seen:
+                seen.add(uid(event))
+                self.events.append(event)
+
+
+def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def uid(obj: Mapping[str, Any]) -> str:
+    return str(
+        meta(obj).get("uid") or f"{obj.get('kind')}/{meta(obj).get('namespace')}/{meta(obj).get('name')}"
+    )
+
+
+def label(obj: Mapping[str, Any]) -> str:
+    ns = meta(obj).get("namespace")
+    return f"{obj.get('kind', '?')} {ns + '/' if ns else ''}{meta(obj).get('name', '?')}"
+
+
+def group_of(obj: Mapping[str, Any]) -> str:
+    api_version = str(obj.get("apiVersion", ""))
+    return api_version.split("/", 1)[0] if "/" in api_version else ""
+
+
+def owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
+    return any(r.get("uid") == owner_uid for r in meta(obj).get("ownerReferences") or [])
+
+
+def selector_string(selector: Mapping[str, Any] | None) -> str | None:
+    """A LabelSelector (matchLabels + matchExpressions) as a ``labelSelector`` query value."""
+    if not selector:
+        return None
+    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(str(key))
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts) or None
+
+
+def container_statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    status = pod.get("status") or {}
+    return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
+
+
+def pod_unhealthy(pod: Mapping[str, Any]) -> bool:
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    if phase == "Succeeded":
+        return False
+    if phase != "Running":
+        return True
+    return any(
+        not cs.get("ready") or cs.get("restartCount", 0) > 0 for cs in status.get("containerStatuses") or []
+    )
+
+
+class Gatherer:
+    def __init__(self, client: KubeClient, snapshot: Snapshot, *, log_lines: int) -> None:
+        self.client = client
+        self.snap = snapshot
+        self.log_lines = log_lines
+
+    async def _try(self, what: str, call: Awaitable[T]) -> T | None:
+        try:
+            return await call
+        except KubeError as exc:
+            self.snap.note(f"could not read {what}: {exc.reason}")
+            return None
+
+    # ---- entry points ----
+
+    async def for_resource(self, obj: dict[str, Any]) -> None:
+        ns = meta(obj).get("namespace")
+        field_sel = f"involvedObject.name={meta(obj).get('name')},involvedObject.kind={obj.get('kind')}"
+        events_call = self._try(
+            f"events of {label(obj)}",
+            self.client.list("", "Event", ns, field_selector=field_sel, limit=MAX_EVENTS_PER_NAMESPACE),
+        )
+        events, _ = await asyncio.gather(events_call, self._children(obj, depth=2))
+        self.snap.add_events(e for e in events or [] if self._about(e, [obj]))
+        await self._second_stage([ns] if ns else [])
+
+    async def for_application(self, app: Mapping[str, Any]) -> None:
+        entries = problem_resources(app)[:MAX_PROBLEM_RESOURCES]
+        if len(problem_resources(app)) > MAX_PROBLEM_RESOURCES:
+            self.snap.note(
+                f"looked into the first {MAX_PROBLEM_RESOURCES} of {len(problem_resources(app))} problem resources"
+            )
+
+        async def one(entry: Mapping[str, Any]) -> None:
+            obj = await self._try(
+                resource_label(entry),
+                self.client.get(
+                    entry.get("group") or "",
+                    str(entry.get("kind")),
+                    str(entry.get("name")),
+                    entry.get("namespace") or None,
+                    entry.get("version") or None,
+                ),
+            )
+            if obj is None:
+                return
+            obj.setdefault("kind", entry.get("kind"))
+            self.snap.problems.append(obj)
+            await self._children(obj, depth=1)
+
+        await asyncio.gather(*(one(e) for e in entries))
+        namespaces = sorted({str(e.get("namespace")) for e in entries if e.get("namespace")})
+        await self._second_stage(namespaces)
+
+    # ---- stages ----
+
+    async def _children(self, obj: dict[str, Any], *, depth: int) -> None:
+        group, kind = group_of(obj), str(obj.get("kind"))
+        ns = meta(obj).get("namespace")
+        spec = obj.get("spec") or {}
+        owner = str(meta(obj).get("uid", ""))
+        if kind == "Pod":
+            self._add_pods([obj], owner=None)
+        elif (group, kind) == ("apps", "Deployment"):
+            sets = await self._try(
+                f"ReplicaSets of {label(obj)}",
+                self.client.list(
+                    "apps", "ReplicaSet", ns, label_selector=selector_string(spec.get("selector"))
+                ),
+            )
+            mine = [rs for rs in sets or [] if owned_by(rs, owner)]
+            mine.sort(
+                key=lambda rs: int(
+                    (meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision", "0") or 0
+                ),
+                reverse=True,
+            )
+            mine = mine[:2]  # the current rollout and the one before it
+            self.snap.related.extend(mine)
+            pods = await self._try(
+                f"Pods of {label(obj)}",
+                self.client.list("", "Pod", ns, label_selector=selector_string(spec.get("selector"))),
+            )
+            uids = {str(meta(rs).get("uid")) for rs in mine}
+            self._add_pods([p for p in pods or [] if any(owned_by(p, u) for u in uids)], owner=None)
+        elif (group, kind) in {
+            ("apps", "StatefulSet"),
+            ("apps", "DaemonSet"),
+            ("apps", "ReplicaSet"),
+            ("batch", "Job"),
+            ("", "ReplicationController"),
+        }:
+            selector = spec.get("selector")
+            sel = (
+                selector_string(selector)
+                if kind != "ReplicationController"
+                else ",".join(f"{k}={v}" for k, v in (selector or {}).items())
+            )
+            pods = await self._try(
+                f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=sel)
+            )
+            self._add_pods([p for p in pods or [] if owned_by(p, owner)], owner=None)
+        elif (group, kind) == ("batch", "CronJob"):
+            jobs = await self._try(f"Jobs of {label(obj)}", self.client.list("batch", "Job", ns))
+            mine = sorted(
+                (j for j in jobs or [] if owned_by(j, owner)),
+                key=lambda j: str(meta(j).get("creationTimestamp", "")),
+                reverse=True,
+            )[:2]
+            self.snap.related.extend(mine)
+            if depth > 1:
+                await asyncio.gather(*(self._children(j, depth=depth - 1) for j in mine[:1]))
+        elif (group, kind) == ("", "Service"):
+            endpoints, pods = await asyncio.gather(
+                self._try(
+                    f"Endpoints of {label(obj)}",
+                    self.client.get("", "Endpoints", str(meta(obj).get("name")), ns),
+                ),
+                self._pods_for_service(obj),
+            )
+            if endpoints is not None:
+                endpoints.setdefault("kind", "Endpoints")
+                self.snap.related.append(endpoints)
+            self._add_pods(pods or [], owner=None)
+
+    async def _pods_for_service(self, svc: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+        selector = (svc.get("spec") or {}).get("selector")
+        if not selector:
+            return []
+        sel = ",".join(f"{k}={v}" for k, v in selector.items())
+        return await self._try(
+            f"Pods of {label(svc)}",
+            self.client.list("", "Pod", meta(svc).get("namespace"), label_selector=sel),
+        )
+
+    def _add_pods(self, pods: Iterable[dict[str, Any]], owner: str | None) -> None:
+        known = {uid(p) for p in self.snap.pods}
+        fresh = [p for p in pods if uid(p) not in known]
+        fresh.sort(key=lambda p: not pod_unhealthy(p))  # unhealthy first
+        room = MAX_PODS - len(self.snap.pods)
+        if len(fresh) > room:
+            self.snap.note(f"showing {max(room, 0)} of {len(fresh) + len(self.snap.pods)} Pods")
+        self.snap.pods.extend(fresh[: max(room, 0)])
+
+    async def _second_stage(self, namespaces: list[str]) -> None:
+        """Events of everything reached, logs of unhealthy Pods, PVCs of Pending Pods."""
+        calls: list[Awaitable[None]] = [self._namespace_events(ns) for ns in namespaces]
+        unhealthy = [p for p in self.snap.pods if pod_unhealthy(p)][:MAX_LOG_PODS]
+        for pod in unhealthy:
+            calls.extend(self._logs(pod))
+        claims: set[tuple[str, str]] = set()
+        for pod in self.snap.pods:
+            if (pod.get("status") or {}).get("phase") == "Pending":
+                for volume in (pod.get("spec") or {}).get("volumes") or []:
+                    claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+                    if claim:
+                        claims.add((str(meta(pod).get("namespace")), str(claim)))
+        calls.extend(self._claim(ns, name) for ns, name in sorted(claims))
+        await asyncio.gather(*calls)
+
+    async def _claim(self, namespace: str, name: str) -> None:
+        pvc = await self._try(
+            f"PersistentVolumeClaim {namespace}/{name}",
+            self.client.get("", "PersistentVolumeClaim", name, namespace),
+        )
+        if pvc is not None:
+            pvc.setdefault("kind", "PersistentVolumeClaim")
+            self.snap.related.append(pvc)
+            events = await self._try(
+                f"events of PersistentVolumeClaim {namespace}/{name}",
+                self.client.list(
+                    "",
+                    "Event",
+                    namespace,
+                    field_selector=f"involvedObject.name={name},involvedObject.kind=PersistentVolumeClaim",
+                ),
+            )
+            self.snap.add_events(events or [])
+
+    async def _namespace_events(self, namespace: str) -> None:
+        events = await self._try(
+            f"events in namespace {namespace}",
+            self.client.list("", "Event", namespace, limit=MAX_EVENTS_PER_NAMESPACE),
+        )
+        # Keep only events about objects we reached from the Application.
+        self.snap.add_events(e for e in events or [] if self._about(e, self.snap.objects()))
+
+    @staticmethod
+    def _about(event: Mapping[str, Any], objects: Iterable[Mapping[str, Any]]) -> bool:
+        involved = event.get("involvedObject") or {}
+        for obj in objects:
+            if involved.get("uid") and involved.get("uid") == meta(obj).get("uid"):
+                return True
+            if (
+                involved.get("kind") == obj.get("kind")
+                and involved.get("name") == meta(obj).get("name")
+                and (involved.get("namespace") or None) == (meta(obj).get("namespace") or None)
+            ):
+                return True
+        return False
+
+    def _logs(self, pod: Mapping[str, Any]) -> list[Awaitable[None]]:
+        calls: list[Awaitable[None]] = []
+        ns, name = str(meta(pod).get("namespace")), str(meta(pod).get("name"))
+        for cs in container_statuses(pod):
+            state = cs.get("state") or {}
+            waiting = (state.get("waiting") or {}).get("reason")
+            has_previous = (
+                bool((cs.get("lastState") or {}).get("terminated")) or cs.get("restartCount", 0) > 0
+            )
+            started = "running" in state or "terminated" in state
+            if cs.get("ready") and not has_previous:
+                continue  # a healthy container's log is noise
+            if started and waiting not in _NO_LOG_REASONS:
+                calls.append(self._log(ns, name, str(cs.get("name")), previous=False))
+            if has_previous:
+                calls.append(self._log(ns, name, str(cs.get("name")), previous=True))
+        return calls
+
+    async def _log(self, namespace: str, pod: str, container: str, *, previous: bool) -> None:
+        which = "previous log" if previous else "log"
+        text = await self._try(
+            f"{which} of Pod {namespace}/{pod} container {container}",
+            self.client.pod_log(namespace, pod, container, previous=previous, tail_lines=self.log_lines),
+        )
+        if text:
+            self.snap.logs.append(LogTail(namespace, pod, container, previous, text))

@@ -1,0 +1,271 @@
+"""An async, read-only Kubernetes API client: one pooled ``httpx.AsyncClient`` per cluster.
+
+The ``kubernetes`` package is used only to *load* configuration (kubeconfig or in-cluster), because
+its API client is synchronous and would block the event loop. Calls here have a per-call timeout,
+map HTTP failures to a few exception types the gatherer turns into plain-words notes, and use API
+discovery (cached) so kinds a cluster does not serve (batch/v1 CronJob on v1.20...) are skipped
+instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+DISCOVERY_TTL_S = 300.0
+# In-cluster service-account tokens rotate (bound tokens, ~1 h): reread the file this often.
+TOKEN_FILE_TTL_S = 60.0
+
+
+class KubeError(Exception):
+    """A Kubernetes call failed; ``reason`` is short and safe to show the user and the model."""
+
+    def __init__(self, reason: str, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+class Forbidden(KubeError):
+    pass
+
+
+class Unreachable(KubeError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """How to reach and authenticate to one cluster."""
+
+    server: str
+    ca_pem: bytes | None = None
+    ca_file: str | None = None
+    insecure: bool = False
+    cert_file: str | None = None
+    key_file: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    tls_server_name: str | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        if self.insecure:
+            return False
+        context = ssl.create_default_context(
+            cafile=self.ca_file, cadata=self.ca_pem.decode() if self.ca_pem else None
+        )
+        if self.cert_file and self.key_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+@dataclass(frozen=True, slots=True)
+class ApiResource:
+    api_version: str  # "v1" or "apps/v1"
+    kind: str
+    plural: str
+    namespaced: bool
+    verbs: frozenset[str]
+
+    def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        base = f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        return f"{base}/{name}" if name else base
+
+
+def api_version_of(group: str, version: str) -> str:
+    return f"{group}/{version}" if group else version
+
+
+class KubeClient:
+    """Read-only calls to one cluster. Create once, share, :meth:`aclose` at shutdown."""
+
+    def __init__(self, credentials: Credentials, *, call_timeout_s: float, name: str = "") -> None:
+        self.credentials = credentials
+        self.name = name or credentials.server
+        self._call_timeout = call_timeout_s
+        self._http = httpx.AsyncClient(
+            base_url=credentials.server.rstrip("/"),
+            verify=credentials.ssl_context(),
+            timeout=httpx.Timeout(call_timeout_s),
+            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            headers={"Accept": "application/json", "User-Agent": "argocd-assistant"},
+        )
+        self._token: str | None = credentials.token
+        self._token_read_at = 0.0
+        self._groups: dict[str, str] | None = None  # group -> preferred version
+        self._served: set[str] = set()  # every served group/version
+        self._groups_at = 0.0
+        self._resources: dict[str, tuple[float, list[ApiResource]]] = {}
+        self._discovery_lock = asyncio.Lock()
+
+    @property
+    def server(self) -> str:
+        return self.credentials.server
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _auth_headers(self) -> dict[str, str]:
+        token_file = self.credentials.token_file
+        if token_file and time.monotonic() - self._token_read_at > TOKEN_FILE_TTL_S:
+            self._token = (await asyncio.to_thread(Path(token_file).read_text)).strip()
+            self._token_read_at = time.monotonic()
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    async def _request(self, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
+        try:
+            response = await self._http.get(path, params=params, headers=await self._auth_headers())
+        except httpx.TimeoutException:
+            raise Unreachable(f"timed out after {self._call_timeout:g}s") from None
+        except httpx.TransportError as exc:
+            raise Unreachable(f"cannot connect ({type(exc).__name__})") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise Unreachable(f"cannot connect ({type(exc).__name__})") from None
+        if response.status_code == 403:
+            raise Forbidden("forbidden by RBAC", 403)
+        if response.status_code == 401:
+            raise Forbidden("unauthorized (credentials rejected)", 401)
+        return response
+
+    async def get_json(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any] | None:
+        """GET a JSON document; ``None`` when it does not exist (404)."""
+        response = await self._request(path, params)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 400:
+            raise KubeError(f"HTTP {response.status_code}", response.status_code)
+        try:
+            body = response.json()
+        except ValueError:
+            raise KubeError("invalid JSON from the API server") from None
+        if not isinstance(body, dict):
+            raise KubeError("unexpected response from the API server")
+        return body
+
+    async def get_text(self, path: str, params: Mapping[str, str] | None = None) -> str | None:
+        response = await self._request(path, params)
+        if response.status_code in (400, 404):  # e.g. no previous container, container not started
+            return None
+        if response.status_code >= 400:
+            raise KubeError(f"HTTP {response.status_code}", response.status_code)
+        return response.text
+
+    # ---- discovery ----
+
+    async def _load_groups(self) -> dict[str, str]:
+        if self._groups is not None and time.monotonic() - self._groups_at < DISCOVERY_TTL_S:
+            return self._groups
+        async with self._discovery_lock:
+            if self._groups is not None and time.monotonic() - self._groups_at < DISCOVERY_TTL_S:
+                return self._groups
+            core, apis = await asyncio.gather(self.get_json("/api"), self.get_json("/apis"))
+            groups: dict[str, str] = {}
+            served: set[str] = set()
+            for version in (core or {}).get("versions", []):
+                served.add(str(version))
+            if "v1" in served:
+                groups[""] = "v1"
+            for group in (apis or {}).get("groups", []):
+                name = str(group.get("name", ""))
+                for version in group.get("versions", []):
+                    served.add(str(version.get("groupVersion")))
+                preferred = (group.get("preferredVersion") or {}).get("version")
+                if preferred:
+                    groups[name] = str(preferred)
+            self._groups, self._served, self._groups_at = groups, served, time.monotonic()
+            return groups
+
+    async def resources(self, api_version: str) -> list[ApiResource]:
+        """What one group/version serves; empty when the server does not serve it."""
+        await self._load_groups()
+        if api_version not in self._served:
+            return []
+        cached = self._resources.get(api_version)
+        if cached and time.monotonic() - cached[0] < DISCOVERY_TTL_S:
+            return cached[1]
+        path = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+        body = await self.get_json(path) or {}
+        found = [
+            ApiResource(
+                api_version=api_version,
+                kind=str(item["kind"]),
+                plural=str(item["name"]),
+                namespaced=bool(item.get("namespaced")),
+                verbs=frozenset(item.get("verbs", [])),
+            )
+            for item in body.get("resources", [])
+            if "/" not in str(item.get("name", ""))  # subresources
+        ]
+        self._resources[api_version] = (time.monotonic(), found)
+        return found
+
+    async def resource(self, group: str, kind: str, version: str | None = None) -> ApiResource | None:
+        """The served resource for a kind, in ``version`` if served, else the group's preferred one."""
+        groups = await self._load_groups()
+        candidates = []
+        if version:
+            candidates.append(api_version_of(group, version))
+        if group in groups:
+            candidates.append(api_version_of(group, groups[group]))
+        # Then any other served version: a kind may live only in an older one (batch/v1beta1 CronJob).
+        prefix = f"{group}/" if group else ""
+        candidates += sorted(v for v in self._served if (v.startswith(prefix) if group else "/" not in v))
+        for api_version in dict.fromkeys(candidates):
+            for res in await self.resources(api_version):
+                if res.kind == kind:
+                    return res
+        return None
+
+    # ---- objects ----
+
+    async def get(
+        self, group: str, kind: str, name: str, namespace: str | None, version: str | None = None
+    ) -> dict[str, Any] | None:
+        res = await self.resource(group, kind, version)
+        if res is None:
+            return None
+        return await self.get_json(res.path(namespace, name))
+
+    async def list(
+        self,
+        group: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, Any]] | None:
+        """Items of a kind (``None`` if the kind is not served). Items get apiVersion/kind filled in."""
+        res = await self.resource(group, kind)
+        if res is None:
+            return None
+        params = {"limit": str(limit)}
+        if label_selector:
+            params["labelSelector"] = label_selector
+        if field_selector:
+            params["fieldSelector"] = field_selector
+        body = await self.get_json(res.path(namespace), params) or {}
+        items = [dict(item) for item in body.get("items", []) if isinstance(item, dict)]
+        for item in items:
+            item.setdefault("apiVersion", res.api_version)
+            item.setdefault("kind", res.kind)
+        return items
+
+    async def pod_log(
+        self, namespace: str, pod: str, container: str, *, previous: bool, tail_lines: int
+    ) -> str | None:
+        params = {"container": container, "tailLines": str(tail_lines), "limitBytes": str(256 * 1024)}
+        if previous:
+            params["previous"] = "true"
+        return await self.get_text(f"/api/v1/namespaces/{namespace}/pods/{pod}/log", params)

@@ -1,0 +1,299 @@
+"""Turn a gathered snapshot into redacted sections, and fitted sections into the model's document.
+
+Sections come out in priority order: findings, Application summary, the object's status, related
+objects, events, logs, spec. Every string passes through the redactor first, and each section
+carries its own redaction count for the ``context`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import yaml
+
+from .application import summarize
+from .base import ContextItem
+from .budget import Fitted, Section
+from .findings import Finding
+from .gather import LogTail, Snapshot, container_statuses, label, meta
+from .redact import Redactor
+from .tokens import estimate_tokens
+
+# Metadata a reader needs; the rest (uid, resourceVersion, selfLink, generation...) is noise.
+_META_KEYS = (
+    "name",
+    "namespace",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
+_NOISY_STATUS_KEYS = ("containerID", "imageID")
+# Defaults the apiserver fills in; they cost tokens and never explain a failure.
+_NOISY_SPEC_KEYS = frozenset(
+    {
+        "terminationMessagePath",
+        "terminationMessagePolicy",
+        "dnsPolicy",
+        "schedulerName",
+        "enableServiceLinks",
+        "preemptionPolicy",
+        "priority",
+        "terminationGracePeriodSeconds",
+        "revisionHistoryLimit",
+        "creationTimestamp",
+    }
+)
+_DEFAULT_TOLERATIONS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def _slim_spec(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        out = {}
+        for key, item in value.items():
+            if key in _NOISY_SPEC_KEYS:
+                continue
+            if key == "tolerations" and isinstance(item, list):
+                item = [
+                    t for t in item if not (isinstance(t, Mapping) and t.get("key") in _DEFAULT_TOLERATIONS)
+                ]
+            item = _slim_spec(item)
+            if item in ({}, [], None):
+                continue
+            out[key] = item
+        return out
+    if isinstance(value, list):
+        return [_slim_spec(v) for v in value]
+    return value
+
+
+def _yaml(value: Any) -> str:
+    return yaml.safe_dump(
+        value, sort_keys=False, default_flow_style=False, width=240, allow_unicode=True
+    ).rstrip()
+
+
+def _slim_meta(obj: Mapping[str, Any]) -> dict[str, Any]:
+    m = meta(obj)
+    out = {k: m[k] for k in _META_KEYS if m.get(k)}
+    if "ownerReferences" in out:
+        out["ownerReferences"] = [f"{r.get('kind')}/{r.get('name')}" for r in out["ownerReferences"]]
+    return out
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _strip(v) for k, v in value.items() if k not in _NOISY_STATUS_KEYS}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _one_line(obj: Mapping[str, Any]) -> str:
+    """A related object in one line: what a human would glance at."""
+    kind, status, spec = obj.get("kind"), obj.get("status") or {}, obj.get("spec") or {}
+    if kind == "Pod":
+        parts = [f"phase {status.get('phase', '?')}"]
+        if status.get("reason"):
+            parts.append(f"reason {status['reason']}")
+        if spec.get("nodeName"):
+            parts.append(f"node {spec['nodeName']}")
+        for cs in container_statuses(obj):
+            state = cs.get("state") or {}
+            which = next(iter(state), "unknown")
+            detail = (state.get(which) or {}).get("reason") or ""
+            last = (cs.get("lastState") or {}).get("terminated") or {}
+            text = f"container {cs.get('name')} {which}{' ' + detail if detail else ''}"
+            text += f", ready {str(cs.get('ready', False)).lower()}, restarts {cs.get('restartCount', 0)}"
+            if last:
+                text += f", last exit {last.get('exitCode')} {last.get('reason', '')}".rstrip()
+            parts.append(text)
+        return f"{label(obj)}: " + "; ".join(parts)
+    if kind in ("ReplicaSet", "StatefulSet", "Deployment", "DaemonSet"):
+        rev = (meta(obj).get("annotations") or {}).get("deployment.kubernetes.io/revision")
+        text = (
+            f"{label(obj)}: desired {spec.get('replicas', status.get('desiredNumberScheduled', '?'))}, "
+            f"ready {status.get('readyReplicas', status.get('numberReady', 0))}"
+        )
+        images = [
+            c.get("image") for c in ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
+        ]
+        if images:
+            text += f", images {', '.join(str(i) for i in images)}"
+        for condition in status.get("conditions") or []:
+            if condition.get("status") == "True" and condition.get("type") == "ReplicaFailure":
+                text += f", ReplicaFailure: {condition.get('message', '')}"
+        return text + (f" (revision {rev})" if rev else "")
+    if kind == "Endpoints":
+        ready = sum(len(s.get("addresses") or []) for s in obj.get("subsets") or [])
+        not_ready = sum(len(s.get("notReadyAddresses") or []) for s in obj.get("subsets") or [])
+        return f"{label(obj)}: {ready} ready address(es), {not_ready} not ready"
+    if kind == "PersistentVolumeClaim":
+        return (
+            f"{label(obj)}: phase {status.get('phase', '?')}, storageClass "
+            f"{spec.get('storageClassName') or 'default'}, requests {(spec.get('resources') or {}).get('requests')}"
+        )
+    if kind == "Job":
+        return (
+            f"{label(obj)}: active {status.get('active', 0)}, succeeded {status.get('succeeded', 0)}, "
+            f"failed {status.get('failed', 0)}"
+        )
+    return label(obj)
+
+
+def _event_line(event: Mapping[str, Any]) -> str:
+    involved = event.get("involvedObject") or {}
+    when = (
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp", "")
+    )
+    count = event.get("count") or 1
+    return (
+        f"{when} {event.get('type', 'Normal')} {event.get('reason', '')} "
+        f"{involved.get('kind', '')}/{involved.get('name', '')} x{count}: {event.get('message', '')}"
+    ).strip()
+
+
+def _event_order(event: Mapping[str, Any]) -> str:
+    return str(
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp", "")
+    )
+
+
+def build_sections(
+    snap: Snapshot, findings: Sequence[Finding], subject: str, *, with_spec: bool = True
+) -> list[Section]:
+    sections: list[Section] = []
+
+    red = Redactor()
+    body = (
+        "\n".join(red.text(f.render()) for f in findings)
+        if findings
+        else "- no known failure pattern matched"
+    )
+    sections.append(Section("findings", subject, "Findings (deterministic checks)", body, red.count, "head"))
+
+    if snap.app is not None:
+        red = Redactor()
+        sections.append(
+            Section(
+                "application",
+                f"Application {meta(snap.app).get('namespace')}/{meta(snap.app).get('name')}",
+                "Argo CD Application",
+                red.text(summarize(snap.app)),
+                red.count,
+                "head",
+            )
+        )
+
+    targets = [snap.target] if snap.target is not None else snap.problems
+    for obj in targets:
+        red = Redactor()
+        # Redact only what this section shows, so its count is its own.
+        clean = red.obj(obj if obj.get("kind") == "Secret" else {k: v for k, v in obj.items() if k != "spec"})
+        doc: dict[str, Any] = {"metadata": _slim_meta(clean)}
+        if clean.get("status"):
+            doc["status"] = _strip(clean["status"])
+        if obj.get("kind") == "Secret":
+            doc = {k: v for k, v in clean.items() if k != "apiVersion"}
+        sections.append(
+            Section("status", label(obj), f"Live status of {label(obj)}", _yaml(doc), red.count, "head")
+        )
+
+    related = [o for o in snap.owners + snap.related + snap.pods if o is not snap.target]
+    if related:
+        red = Redactor()
+        lines = [red.text(_one_line(o)) for o in related]
+        sections.append(
+            Section(
+                "related",
+                subject,
+                "Related objects (owners, children, Pods)",
+                "\n".join(lines),
+                red.count,
+                "head",
+            )
+        )
+
+    if snap.events:
+        red = Redactor()
+        events = sorted(snap.events, key=_event_order)
+        # Warnings matter most; keep them last so a tail cut keeps them and the newest.
+        events = [e for e in events if e.get("type") != "Warning"] + [
+            e for e in events if e.get("type") == "Warning"
+        ]
+        lines = [red.text(_event_line(e)) for e in events]
+        sections.append(
+            Section("events", subject, f"Events ({len(lines)})", "\n".join(lines), red.count, "tail")
+        )
+
+    for tail in sorted(snap.logs, key=lambda t: (t.pod, t.container, not t.previous)):
+        sections.append(_log_section(tail))
+
+    if with_spec:
+        for obj in targets[:1] if snap.target is not None else []:
+            red = Redactor()
+            clean = red.obj(obj)
+            spec = clean.get("spec")
+            if spec and obj.get("kind") != "Secret":
+                sections.append(
+                    Section("spec", label(obj), f"Spec of {label(obj)}", _yaml(spec), red.count, "head")
+                )
+        for owner in snap.owners[-1:]:
+            red = Redactor()
+            clean = red.obj(owner)
+            if clean.get("spec"):
+                sections.append(
+                    Section(
+                        "spec",
+                        label(owner),
+                        f"Spec of {label(owner)}",
+                        _yaml(_slim_spec(clean["spec"])),
+                        red.count,
+                        "head",
+                    )
+                )
+    return sections
+
+
+def _log_section(tail: LogTail) -> Section:
+    red = Redactor()
+    text = red.text(tail.text.rstrip("\n"))
+    return Section("logs", tail.label, f"Log tail of {tail.label}", text, red.count, "errors")
+
+
+def assemble(header: str, fitted: Fitted, notes: Sequence[str]) -> tuple[str, tuple[ContextItem, ...]]:
+    """The document the model reads and the items the user is shown, which add up to it."""
+    parts = [header]
+    items: list[ContextItem] = []
+    for section in fitted.sections:
+        parts.append(section.text)
+        items.append(
+            ContextItem(section.kind, section.ref, section.tokens, section.truncated, section.redactions)
+        )
+    all_notes = list(notes)
+    if fitted.omitted:
+        all_notes.append(
+            "left out to fit the token budget: " + ", ".join(f"{s.kind} of {s.ref}" for s in fitted.omitted)
+        )
+    if all_notes:
+        note_text = "## Could not be read or shown\n" + "\n".join(f"- {n}" for n in all_notes) + "\n"
+        parts.append(note_text)
+        items.append(ContextItem("note", "; ".join(all_notes)[:300], estimate_tokens(note_text)))
+    # the header belongs to the first item so the items' tokens add up to the text's
+    text = "\n".join(parts)
+    if items:
+        first = items[0]
+        items[0] = ContextItem(
+            first.kind,
+            first.ref,
+            first.tokens + estimate_tokens(header + "\n"),
+            first.truncated,
+            first.redactions,
+        )
+    return text, tuple(items)
