@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
@@ -29,6 +28,7 @@ from .context.factory import build_context_source
 from .conversations import Handles
 from .errors import ApiError, ErrorCode
 from .identity import Caller, caller_from_headers, check_secret
+from .limits import HeldStreamResponse, UserLimits
 from .metrics import Metrics
 from .models import ModelCatalog
 from .providers import Provider, build_provider
@@ -54,6 +54,7 @@ class Services:
     catalog: ModelCatalog
     readiness: Readiness
     chat: ChatService
+    limits: UserLimits
 
 
 def _services(request: Request) -> Services:
@@ -73,8 +74,13 @@ async def chat(request: Request) -> Response:
     caller = _authenticate(request)
     services = _services(request)
     limits = services.settings.limits
-    body = parse_chat(await read_json(request, limits.max_body_bytes), limits.max_question_chars)
-    turn = await services.chat.prepare(caller, body)
+    slot = services.limits.admit(caller.user)  # 429 before the body is even read
+    try:
+        raw = await read_json(request, limits.max_body_bytes, limits.body_read_timeout_s)
+        turn = await services.chat.prepare(caller, parse_chat(raw, limits.max_question_chars))
+    except BaseException:
+        slot.release()
+        raise
     log.info(
         "chat turn",
         extra={
@@ -84,7 +90,8 @@ async def chat(request: Request) -> Response:
             "context_tokens": turn.bundle.tokens_total,
         },
     )
-    return EventSourceResponse(
+    return HeldStreamResponse(
+        slot,
         services.chat.events(turn),
         headers=STREAM_HEADERS,
         ping=services.settings.server.heartbeat_s,
@@ -240,8 +247,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         catalog = ModelCatalog(provider, settings.llama_stack.model)
         readiness = Readiness(provider, catalog, metrics_, settings.server.readiness_cache_s)
         chat_service = ChatService(settings, provider, context, handles, catalog, metrics_)
+        limits = UserLimits(settings.limits)
         app.state.services = Services(
-            settings, http, provider, context, handles, catalog, readiness, chat_service
+            settings, http, provider, context, handles, catalog, readiness, chat_service, limits
         )
         status = await readiness.status()
         if not status.ready:

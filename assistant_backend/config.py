@@ -112,6 +112,7 @@ class LimitsConfig(Section):
     max_question_chars: int = Field(16_000, ge=1)
     requests_per_minute: int = Field(30, ge=0, description="Per user; 0 = unlimited")
     max_streams_per_user: int = Field(4, ge=0, description="Concurrent answers per user; 0 = unlimited")
+    body_read_timeout_s: float = Field(15.0, gt=0, description="A body trickling in longer is cut (408)")
 
 
 class ServerConfig(Section):

@@ -36,21 +36,21 @@ class ResourceIn(BaseModel):
     @field_validator("group")
     @classmethod
     def _group(cls, value: str) -> str:
-        if not _GROUP.match(value):
+        if not _GROUP.fullmatch(value):
             raise ValueError("not an API group")
         return value
 
     @field_validator("version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if not _VERSION.match(value):
+        if not _VERSION.fullmatch(value):
             raise ValueError("not an API version")
         return value
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, value: str) -> str:
-        if not _KIND.match(value):
+        if not _KIND.fullmatch(value):
             raise ValueError("not a Kubernetes kind")
         return value
 
@@ -59,14 +59,14 @@ class ResourceIn(BaseModel):
     def _namespace(cls, value: str | None) -> str | None:
         if value in (None, ""):
             return None
-        if not _NAMESPACE.match(value) or ".." in value:
+        if not _NAMESPACE.fullmatch(value) or ".." in value:
             raise ValueError("not a namespace name")
         return value
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value) or ".." in value:
+        if not _NAME.fullmatch(value) or ".." in value:
             raise ValueError("not a Kubernetes object name")
         return value
 
@@ -87,7 +87,7 @@ class ChatRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
-        if value is not None and not _MODEL.match(value):
+        if value is not None and not _MODEL.fullmatch(value):
             raise ValueError("not a model id")
         return value
 
@@ -101,7 +101,7 @@ def _is_json(content_type: str | None) -> bool:
     )
 
 
-async def read_json(request: Request, max_bytes: int) -> Any:
+async def read_json(request: Request, max_bytes: int, timeout_s: float = BODY_READ_TIMEOUT_S) -> Any:
     """The body as JSON, or an ApiError: 415 not JSON, 413 too large, 408 too slow, 422 malformed."""
     if not _is_json(request.headers.get("content-type")):
         raise ApiError(
@@ -112,7 +112,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise ApiError(ErrorCode.BODY_TOO_LARGE, f"the body is larger than {max_bytes} bytes")
     body = bytearray()
     try:
-        async with asyncio.timeout(BODY_READ_TIMEOUT_S):
+        async with asyncio.timeout(timeout_s):
             async for chunk in request.stream():
                 body.extend(chunk)
                 if len(body) > max_bytes:
