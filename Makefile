@@ -95,7 +95,36 @@ browser-deps: ## install Debian's chromium for the browser tests (once)
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
 
 .PHONY: test-deps
-test-deps: dev llama-stack-venvs kube-bin ui browser-deps
+test-deps: dev llama-stack-venvs kube-bin ui browser-deps kubectl-check
+
+# ---- Container image and Kubernetes manifests ----------------------------------------------------
+VERSION          := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE            ?= argocd-assistant:$(VERSION)
+CONTAINER_ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
+
+.PHONY: image
+image: ## build the backend image from Containerfile with podman or docker (IMAGE=argocd-assistant:<version>)
+	@if [ -z "$(CONTAINER_ENGINE)" ]; then \
+	  echo "make image: neither podman nor docker is installed here; install one, or set CONTAINER_ENGINE" >&2; \
+	  exit 1; fi
+	@$(CONTAINER_ENGINE) info >/dev/null 2>&1 || { \
+	  echo "make image: $(CONTAINER_ENGINE) is installed but cannot build here (no daemon or no rootless setup)" >&2; \
+	  exit 1; }
+	$(CONTAINER_ENGINE) build -f Containerfile -t $(IMAGE) .
+
+.PHONY: kubectl-check
+kubectl-check: # kubectl with its built-in kustomize renders and dry-runs the manifests
+	@command -v kubectl >/dev/null || { echo "kubectl >= 1.27 (built-in kustomize v5) is required: the machine \
+	image ships it (apt package kubectl); Debian's kubernetes-client is too old for kustomize Components" >&2; exit 1; }
+
+.PHONY: manifests
+manifests: kubectl-check ## render every kustomization under manifests/ into build/manifests/<path>.yaml
+	@rm -rf build/manifests && mkdir -p build/manifests
+	@for k in $$(find manifests -name kustomization.yaml | sort); do \
+	  grep -q '^kind: Component' $$k && continue; \
+	  d=$$(dirname $$k); out=build/manifests/$$(echo $${d#manifests/} | tr / -).yaml; \
+	  kubectl kustomize $$d > $$out || exit 1; echo "  $$out"; \
+	done
 
 # ---- Tests --------------------------------------------------------------------------------------
 .PHONY: test
