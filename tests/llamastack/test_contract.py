@@ -152,12 +152,12 @@ async def test_unknown_model_is_400_with_the_list(backend_url: str, model: Scrip
 
 async def test_client_disconnect_cancels_the_model_call(backend_url: str, model: ScriptedModel) -> None:
     model.script(Reply(text=" ".join(f"word{i}" for i in range(200)), token_delay_s=0.1))
-    async with httpx.AsyncClient(timeout=30) as client:
-        async with client.stream("POST", f"{backend_url}/v1/chat", json={"question": "Long answer?"},
-                                 headers=identity()) as response:
-            async for event in iter_events(response):
-                if event.name == "token":
-                    break  # the user pressed Stop: the connection closes here
+    async with httpx.AsyncClient(timeout=30) as client, client.stream(
+        "POST", f"{backend_url}/v1/chat", json={"question": "Long answer?"}, headers=identity()
+    ) as response:
+        async for event in iter_events(response):
+            if event.name == "token":
+                break  # the user pressed Stop: the connection closes here
     assert model.wait_for(lambda rs: bool(rs) and rs[-1].disconnected, timeout_s=10), (
         "the model server never saw the request cancelled"
     )
@@ -173,14 +173,13 @@ async def test_llama_stack_killed_mid_stream_gives_an_error_event(
         model.script(Reply(text=" ".join(f"w{i}" for i in range(100)), token_delay_s=0.1))
         events: list[Event] = []
         decoder = Decoder()
-        async with httpx.AsyncClient(timeout=30) as client:
-            async with client.stream("POST", f"{backend.url}/v1/chat", json={"question": "Still there?"},
-                                     headers=identity()) as response:
-                async with asyncio.timeout(30):  # a hang fails here instead of blocking the suite
-                    async for event in iter_events(response, decoder):
-                        events.append(event)
-                        if event.name == "token" and sum(e.name == "token" for e in events) == 3:
-                            doomed.kill()
+        async with httpx.AsyncClient(timeout=30) as client, client.stream(
+            "POST", f"{backend.url}/v1/chat", json={"question": "Still there?"}, headers=identity()
+        ) as response, asyncio.timeout(30):  # a hang fails here instead of blocking the suite
+            async for event in iter_events(response, decoder):
+                events.append(event)
+                if event.name == "token" and sum(e.name == "token" for e in events) == 3:
+                    doomed.kill()
         assert names(events)[-1] == "error", names(events)
         assert events[-1].data["code"] in {"llama_stack_unavailable", "llama_stack_error"}
         assert "end" not in names(events)

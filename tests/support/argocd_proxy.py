@@ -82,7 +82,7 @@ class ArgoCDProxy:
     send_user_id: bool = True  # False behaves like Argo CD < 3.2
     host: str = "127.0.0.1"
     port: int = 0
-    forwarded: list[dict[str, str]] = field(default_factory=list)  # headers the backend received
+    forwarded: list[httpx.Headers] = field(default_factory=list)  # headers the backend received
 
     def __post_init__(self) -> None:
         self.port = self.port or _free_port(self.host)
@@ -156,7 +156,7 @@ class ArgoCDProxy:
         set_header("X-Forwarded-For", f"{prior}, {client_ip}" if prior else client_ip)
         if self.secret is not None:
             set_header(self.secret_header, self.secret)
-        self.forwarded.append({k: v for k, v in headers})
+        self.forwarded.append(httpx.Headers(headers))
 
         upstream_request = self._client.build_request(
             request.method, self.backend_url.rstrip("/") + path, params=request.query_params.multi_items(),

@@ -1,0 +1,150 @@
+"""Provider stream parsing, fed with event sequences captured from real Llama Stack servers.
+
+The captures in ``data/`` were recorded from llama-stack 0.3.5 and 0.7.3 (``*-0.3.5-*``, ``*-0.7.3-*``);
+``agents-0.2-shape.sse`` is built from DESIGN.md's verified 0.2.x facts (empty first delta, tool-call
+arguments as an object). They are replayed over loopback HTTP so the real SDK and httpx parse them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant_backend.config import LlamaStackConfig
+from assistant_backend.errors import ErrorCode
+from assistant_backend.providers.agents import AgentsProvider, parse_stream_line, tool_call_arguments
+from assistant_backend.providers.base import Completed, Failed, ProviderEvent, TextDelta, TurnRequest
+from assistant_backend.providers.llamastack import LlamaStack
+from assistant_backend.providers.responses import ResponsesProvider, turns_from_items
+from tests.support.replay import Canned, ReplayServer
+
+DATA = Path(__file__).parent / "data"
+SSE = "text/event-stream"
+
+
+def _request(state: dict[str, object] | None = None) -> TurnRequest:
+    return TurnRequest(model="openai/scripted-model", question="Why?", instructions="be brief", context="ctx",
+                       state=state, temperature=0.2, max_tokens=100)
+
+
+async def _collect(turn: object) -> list[ProviderEvent]:
+    events = [event async for event in turn]  # type: ignore[attr-defined]
+    await turn.aclose()  # type: ignore[attr-defined]
+    return events
+
+
+def _version(v: str) -> Canned:
+    return Canned(json.dumps({"version": v}).encode())
+
+
+@pytest.mark.parametrize("version", ["0.3.5", "0.7.3"])
+async def test_responses_stream_yields_deltas_then_completed_with_usage(version: str) -> None:
+    stream = (DATA / f"responses-{version}-stream.sse").read_bytes()
+    routes = {("GET", "/v1/version"): _version(version), ("POST", "/v1/responses"): Canned(stream, content_type=SSE)}
+    with ReplayServer(routes) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=server.url))
+            events = await _collect(await provider.open_turn(_request({"responses": ["resp_earlier"]})))
+            await provider.aclose()
+        sent = json.loads(server.requests[-1][2])
+
+    text = "".join(e.text for e in events if isinstance(e, TextDelta))
+    assert text == "Scripted answer about: Why OutOfSync?. Check the events and the image tag."
+    done = events[-1]
+    assert isinstance(done, Completed)
+    assert done.state["responses"][0] == "resp_earlier" and done.state["responses"][1].startswith("resp")
+    assert done.usage is not None and done.usage.output_tokens == 12
+    # what went upstream: instructions every turn, the chain continued, context marked
+    assert sent["instructions"] == "be brief" and sent["previous_response_id"] == "resp_earlier"
+    assert sent["input"][0]["content"].startswith("<argocd-context>") and sent["input"][1]["content"] == "Why?"
+
+
+@pytest.mark.parametrize("version", ["0.3.5", "0.7.3"])
+async def test_responses_stream_failure_inside_the_stream_is_a_failed_event(version: str) -> None:
+    stream = (DATA / f"responses-{version}-unknown-model.sse").read_bytes()
+    routes = {("GET", "/v1/version"): _version(version), ("POST", "/v1/responses"): Canned(stream, content_type=SSE)}
+    with ReplayServer(routes) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=server.url))
+            events = await _collect(await provider.open_turn(_request()))
+            await provider.aclose()
+    assert len(events) == 1 and isinstance(events[0], Failed)
+    assert events[0].code is ErrorCode.LLAMA_STACK_ERROR
+
+
+async def test_responses_stream_cut_short_is_a_failed_event() -> None:
+    full = (DATA / "responses-0.7.3-stream.sse").read_bytes()
+    truncated = full[: full.index(b"response.output_text.delta") + 200].rsplit(b"\n\n", 1)[0] + b"\n\n"
+    routes = {("GET", "/v1/version"): _version("0.7.3"), ("POST", "/v1/responses"): Canned(truncated, content_type=SSE)}
+    with ReplayServer(routes) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=server.url))
+            events = await _collect(await provider.open_turn(_request()))
+            await provider.aclose()
+    assert isinstance(events[-1], Failed) and not any(isinstance(e, Completed) for e in events)
+
+
+@pytest.mark.parametrize(
+    ("capture", "version", "expected_text"),
+    [
+        ("agents-0.3.5-turn.sse", "0.3.5", "Scripted answer about: Why is the pod crashing?. Check the events and the image tag."),
+        ("agents-0.2-shape.sse", "0.2.12", "The pod is OOMKilled."),
+    ],
+)
+async def test_agents_turn_stream(capture: str, version: str, expected_text: str) -> None:
+    base = "/v1alpha/agents" if version.startswith("0.3") else "/v1/agents"
+    routes = {
+        ("GET", "/v1/version"): _version(version),
+        ("POST", base): Canned(b'{"agent_id": "a1"}'),
+        ("POST", f"{base}/a1/session"): Canned(b'{"session_id": "s1"}'),
+        ("POST", f"{base}/a1/session/s1/turn"): Canned((DATA / capture).read_bytes(), content_type=SSE),
+    }
+    with ReplayServer(routes) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            provider = AgentsProvider(LlamaStack(http), http)
+            events = await _collect(await provider.open_turn(_request()))
+            # a second conversation reuses the agent: one POST to create it in total
+            await _collect(await provider.open_turn(_request()))
+        creates = [r for r in server.requests if r[:2] == ("POST", base)]
+        turn_body = json.loads(next(r[2] for r in server.requests if r[1].endswith("/turn")))
+
+    deltas = [e for e in events if isinstance(e, TextDelta)]
+    assert all(d.text for d in deltas), "empty deltas (0.2.x sends one first) are dropped"
+    assert "".join(d.text for d in deltas) == expected_text
+    assert events[-1] == Completed(state={"agent": "a1", "session": "s1"}, usage=None)
+    assert len(creates) == 1
+    assert turn_body["stream"] is True and turn_body["messages"][-1] == {"role": "user", "content": "Why?"}
+
+
+async def test_agents_refuse_llama_stack_0_4_and_later() -> None:
+    with ReplayServer({("GET", "/v1/version"): _version("0.7.3")}) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            with pytest.raises(Exception, match=r"needs Llama Stack 0\.2\.x or 0\.3\.x"):
+                await AgentsProvider(LlamaStack(http), http).probe()
+
+
+def test_tool_call_arguments_accept_both_shapes() -> None:
+    assert tool_call_arguments({"arguments": {"pod": "a"}}) == {"pod": "a"}  # 0.2.x
+    assert tool_call_arguments({"arguments": '{"pod": "a"}'}) == {"pod": "a"}  # 0.3.x
+    assert tool_call_arguments({"arguments": ""}) == {}
+    assert tool_call_arguments({"arguments": "{not json"}) == {"_raw": "{not json"}
+
+
+def test_parse_stream_line_ignores_non_data_and_surfaces_errors() -> None:
+    assert parse_stream_line(": ping") is None
+    assert parse_stream_line("") is None
+    assert parse_stream_line('data: {"error": {"message": "boom"}}') == {"event_type": "error", "error": {"message": "boom"}}
+    with pytest.raises(ValueError):
+        parse_stream_line('data: {"event": {}}')
+
+
+@pytest.mark.parametrize("version", ["0.3.5", "0.7.3"])
+def test_turns_from_captured_input_items_skip_context(version: str) -> None:
+    items = json.loads((DATA / f"responses-{version}-input-items.json").read_text())["data"]
+    turns = turns_from_items(items)
+    assert [t.question for t in turns] == ["Why OutOfSync?", "And now?"]
+    assert turns[0].answer.startswith("Scripted answer about: Why OutOfSync?")
+    assert turns[1].answer == ""  # the last answer lives in the response itself, not in its input items
