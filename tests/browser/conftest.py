@@ -71,6 +71,9 @@ class HostPage:
         await expect(self.page.get_by_test_id("host-tree")).to_be_visible()
 
     async def select(self, node: str) -> None:
+        # The sliding panel covers the tree, as in Argo CD: close it first.
+        if await self.page.get_by_test_id("host-resource-panel").count():
+            await self.page.get_by_test_id("host-close").click()
         await self.page.locator(f'[data-testid="host-node"][data-node="{node}"]').click()
 
     async def tab(self, title: str) -> None:
@@ -102,3 +105,7 @@ class HostPage:
 
     def assert_no_page_errors(self) -> None:
         assert self.page_errors == [], self.page_errors
+
+
+# The real parts the end-to-end scenarios need (shared fixtures from tests/support).
+from tests.support.kube import kube_cluster  # noqa: E402, F401  (session fixture -> KubeCluster)
