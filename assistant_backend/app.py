@@ -31,6 +31,7 @@ from .identity import Caller, caller_from_headers, check_secret
 from .limits import HeldStreamResponse, UserLimits
 from .metrics import Metrics
 from .models import ModelCatalog
+from .openapi import build_openapi
 from .providers import Provider, build_provider
 from .providers.llamastack import build_http_client
 from .readiness import Readiness
@@ -131,6 +132,13 @@ async def list_models(request: Request) -> Response:
     models = await catalog.models()
     default = await catalog.default()
     return JSONResponse({"models": [{"id": m, "default": m == default} for m in models]})
+
+
+async def openapi_schema(request: Request) -> Response:
+    services = _services(request)
+    auth = services.settings.auth
+    check_secret(request.headers, auth.header, auth.resolved_secret())
+    return JSONResponse(build_openapi(services.settings))
 
 
 async def healthz(request: Request) -> Response:
@@ -272,6 +280,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
             Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
             Route("/v1/models", list_models, methods=["GET"]),
+            Route("/v1/openapi.json", openapi_schema, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -84,6 +84,17 @@ class ChatRequest(BaseModel):
     resource: ResourceIn | None = None
     model: str | None = Field(None, max_length=200)
 
+    @field_validator("question")
+    @classmethod
+    def _question(cls, value: str) -> str:
+        # JSON escapes can encode lone surrogates ("\ud800"); they cannot be sent on as UTF-8, and
+        # would otherwise surface as an upstream failure (502) instead of the client's error.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("contains an invalid Unicode escape (lone surrogate)") from None
+        return value
+
     @field_validator("model")
     @classmethod
     def _model(cls, value: str | None) -> str | None:
