@@ -41,8 +41,9 @@ proxy: dev ## run the test Argo CD proxy on :8090 in front of `make run` (user a
 	  --backend http://127.0.0.1:$(PORT) --secret "$(DEV_SECRET)"
 
 .PHONY: llama-stack
-llama-stack: ## run a pinned Llama Stack 0.7.3 on :8321; inference to OPENAI_API_KEY or OPENAI_BASE_URL
-	tests/infra/run-llama-stack.sh 0.7.3 8321
+LLAMA_STACK_VERSION ?= 0.7.3
+llama-stack: ## run a pinned Llama Stack (LLAMA_STACK_VERSION=0.7.3|0.3.5) on :8321; inference to OPENAI_API_KEY or OPENAI_BASE_URL
+	tests/infra/run-llama-stack.sh $(LLAMA_STACK_VERSION) 8321
 
 # ---- Quality ------------------------------------------------------------------------------------
 .PHONY: lint
