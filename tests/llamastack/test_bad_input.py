@@ -25,10 +25,15 @@ GOOD_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def backend(llama_stack_073: LlamaStackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def backend_process(llama_stack_073: LlamaStackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
     config = backend_config(llama_stack_073.url, limits={"max_body_bytes": 4096, "max_question_chars": 500})
     with BackendProcess(config, tmp_path_factory.mktemp("bad-input")) as process:
-        yield process.url
+        yield process
+
+
+@pytest.fixture(scope="module")
+def backend(backend_process: BackendProcess) -> str:
+    return backend_process.url
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +117,17 @@ def test_continuing_other_users_conversation_is_404(backend: str, alices_convers
                           headers=headers)
     assert response.status_code == 404 and response.json()["error"]["code"] == "conversation_not_found"
     assert model.completions() == []
+
+
+def test_logs_are_json_with_request_ids_and_never_hold_the_secret(backend_process: BackendProcess) -> None:
+    for case in CASES[:3]:
+        send(backend_process.url, case)
+    response = httpx.get(f"{backend_process.url}/v1/models", headers={**GOOD_HEADERS, "X-Request-Id": "trace-42"})
+    assert response.headers["x-request-id"] == "trace-42"
+    import json
+
+    lines = [json.loads(line) for line in backend_process.log().splitlines() if line.startswith("{")]
+    requests = [entry for entry in lines if entry.get("logger") == "assistant_backend.app" and "status" in entry]
+    assert requests and all(entry.get("request_id") for entry in requests)
+    assert any(entry["request_id"] == "trace-42" for entry in requests)
+    assert SECRET not in backend_process.log() and "guess" not in backend_process.log()

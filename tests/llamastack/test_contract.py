@@ -67,6 +67,15 @@ async def test_single_answer_is_streamed_with_context_first(backend_url: str, co
     seen = model.completions()[-1].text()
     assert "Why is this Degraded?" in seen and CONTEXT_MARK in seen and "argocd/guestbook" in seen
 
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(f"{backend_url}/metrics")).text
+    provider = combo.provider
+    assert f'assistant_llm_calls_total{{outcome="ok",provider="{provider}"}} 1.0' in metrics
+    assert f'assistant_llm_time_to_first_token_seconds_count{{provider="{provider}"}} 1.0' in metrics
+    assert 'assistant_http_requests_total{method="POST",route="/v1/chat",status="200"} 1.0' in metrics
+    if combo.provider == "responses":  # 0.3.5's Agents turns don't ask the model for usage
+        assert f'assistant_llm_tokens_total{{direction="out",provider="{provider}"}} 12.0' in metrics
+
 
 async def test_follow_up_sees_earlier_turns_and_context_is_not_resent(backend_url: str, model: ScriptedModel) -> None:
     model.script(Reply(text="First answer about the crash."), Reply(text="Second answer with the fix."))
