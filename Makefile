@@ -128,6 +128,10 @@ manifests: kubectl-check ## render every kustomization under manifests/ into bui
 	done
 
 # ---- Tests --------------------------------------------------------------------------------------
+.PHONY: eval
+eval: dev kube-bin ## context-engine failure scenarios on a real apiserver: table + test-artifacts/evals.json
+	$(BIN)/python -m evals
+
 .PHONY: test
 test: test-deps lint ## everything CI runs: lint, unit, real Llama Stack, real apiserver, real browser
 	cd extension-ui && npm run --silent typecheck && npm test --silent

@@ -497,7 +497,8 @@ def out_of_sync(snap: Snapshot) -> list[Finding]:
 
 _UNKNOWN_KIND = re.compile(
     r'(?i)(no matches for kind "[^"]+" in (?:version|group) "[^"]+"|the server could not find the requested resource'
-    r"|ensure CRDs are installed first|could not find the requested resource)"
+    r"|ensure CRDs are installed first|could not find the requested resource|could not find \S+ for requested resource"
+    r"|CRD is installed)"
 )
 _NAMESPACE_MISSING = re.compile(r'(?i)namespaces? "([^"]+)" not found')
 _QUOTA = re.compile(r"(?i)exceeded quota|forbidden: exceeded quota|quota exceeded")

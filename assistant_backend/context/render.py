@@ -31,6 +31,7 @@ _META_KEYS = (
     "deletionTimestamp",
 )
 _NOISY_STATUS_KEYS = ("containerID", "imageID")
+_NOT_CONTENT = frozenset({"apiVersion", "kind", "metadata", "status"})
 # Defaults the apiserver fills in; they cost tokens and never explain a failure.
 _NOISY_SPEC_KEYS = frozenset(
     {
@@ -69,9 +70,21 @@ def _slim_spec(value: Any) -> Any:
     return value
 
 
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (config files, scripts) as readable ``|`` blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
 def _yaml(value: Any) -> str:
-    return yaml.safe_dump(
-        value, sort_keys=False, default_flow_style=False, width=240, allow_unicode=True
+    return yaml.dump(
+        value, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=240, allow_unicode=True
     ).rstrip()
 
 
@@ -237,12 +250,29 @@ def build_sections(
 
     if with_spec:
         for obj in targets[:1] if snap.target is not None else []:
+            if obj.get("kind") == "Secret":
+                continue
             red = Redactor()
-            clean = red.obj(obj)
-            spec = clean.get("spec")
-            if spec and obj.get("kind") != "Secret":
+            shown = {k: v for k, v in obj.items() if k not in _NOT_CONTENT}
+            if "binaryData" in shown:  # opaque bytes: names only
+                shown["binaryData"] = sorted(shown["binaryData"] or {})
+            clean = red.obj({"kind": obj.get("kind"), **shown})
+            clean.pop("kind", None)
+            # Kinds without a spec (ConfigMap data, Endpoints subsets, RBAC rules) show their content.
+            content = clean.pop("spec", None) or {}
+            if isinstance(content, dict):
+                content = {**content, **clean}
+            if content:
+                title = "Spec" if "spec" in obj else "Content"
                 sections.append(
-                    Section("spec", label(obj), f"Spec of {label(obj)}", _yaml(spec), red.count, "head")
+                    Section(
+                        "spec",
+                        label(obj),
+                        f"{title} of {label(obj)}",
+                        _yaml(_slim_spec(content)),
+                        red.count,
+                        "head",
+                    )
                 )
         for owner in snap.owners[-1:]:
             red = Redactor()

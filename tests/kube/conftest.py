@@ -1,4 +1,15 @@
 """Fixtures for tests against a real kube-apiserver (see tests/support/kube.py)."""
 
-from tests.support.kube import kube_cluster  # noqa: F401
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.kube import KubeCluster, kube_cluster, running_cluster  # noqa: F401
 from tests.support.kubelet import fake_kubelet  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def static_kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
+    """etcd + kube-apiserver only: objects stay exactly as a test writes them (no controllers)."""
+    with running_cluster(tmp_path_factory.mktemp("kube-static"), controllers=False) as cluster:
+        yield cluster

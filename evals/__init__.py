@@ -1,0 +1,1 @@
+"""Failure-scenario evals for the context engine (see runner.py)."""
