@@ -262,3 +262,22 @@ async def test_hostile_markdown_does_not_execute(world: World, open_host, react:
     assert dialogs == []
     await host.screenshot("7-hostile-markdown")
     host.assert_no_page_errors()
+
+
+@pytest.mark.parametrize(("react", "theme"), VARIANTS)
+async def test_no_extension_permission_says_whom_to_ask(world: World, chromium: Browser, react: str, theme: str) -> None:
+    # A user without `extensions, invoke, assistant`: Argo CD's proxy answers 401 before the backend.
+    context = await chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        await context.add_cookies([{"name": "argocd.token", "value": "noinvoke-token", "url": world.proxy.url}])
+        host = HostPage(await context.new_page(), world.proxy.url, react, theme)
+        await host.open()
+        await host.open_assistant(DEPLOYMENT_NODE)
+        await host.ask("Why is this Degraded?")
+        error = host.turns().nth(0).get_by_test_id("aa-error")
+        await expect(error).to_have_attribute("data-code", "argocd_401")
+        await expect(error).to_contain_text('"extensions, invoke, assistant" permission')
+        await host.screenshot("8-no-permission")
+        host.assert_no_page_errors()
+    finally:
+        await context.close()
