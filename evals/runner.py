@@ -51,9 +51,17 @@ NODE = "eval-node-1"
 RECALL_THRESHOLD = 0.95
 
 _API_VERSIONS = {
-    "Deployment": "apps/v1", "ReplicaSet": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1",
-    "Job": "batch/v1", "CronJob": "batch/v1beta1", "Pod": "v1", "Service": "v1",
-    "PersistentVolumeClaim": "v1", "ConfigMap": "v1", "Secret": "v1",
+    "Deployment": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1beta1",
+    "Pod": "v1",
+    "Service": "v1",
+    "PersistentVolumeClaim": "v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
 }
 
 
@@ -129,7 +137,8 @@ class Report:
             "leaks": self.leaks,
             "passed": self.passed,
             "scenarios": [
-                {**{k: v for k, v in asdict(r).items() if k != "text"}, "recall": r.recall} for r in self.results
+                {**{k: v for k, v in asdict(r).items() if k != "text"}, "recall": r.recall}
+                for r in self.results
             ],
         }
 
@@ -166,8 +175,10 @@ def _now(offset_s: int = 0) -> str:
 
 
 def _fill_pod_status(pod: dict[str, Any]) -> None:
-    images = {c["name"]: c.get("image", "") for c in (pod["spec"].get("initContainers") or [])
-              + pod["spec"].get("containers", [])}
+    images = {
+        c["name"]: c.get("image", "")
+        for c in (pod["spec"].get("initContainers") or []) + pod["spec"].get("containers", [])
+    }
     for key in ("containerStatuses", "initContainerStatuses"):
         for cs in pod.get("status", {}).get(key) or []:
             cs.setdefault("image", images.get(cs["name"], "unknown"))
@@ -210,8 +221,11 @@ class ScenarioRun:
             if argocd is not None:
                 group = obj["apiVersion"].split("/")[0] if "/" in obj["apiVersion"] else ""
                 entry: dict[str, Any] = {
-                    "group": group, "version": obj["apiVersion"].split("/")[-1], "kind": obj["kind"],
-                    "namespace": meta.get("namespace", ""), "name": meta["name"],
+                    "group": group,
+                    "version": obj["apiVersion"].split("/")[-1],
+                    "kind": obj["kind"],
+                    "namespace": meta.get("namespace", ""),
+                    "name": meta["name"],
                     "status": argocd.get("sync", "Synced"),
                 }
                 if argocd.get("health"):
@@ -230,8 +244,13 @@ class ScenarioRun:
                 involved["uid"] = self.uids[(involved["kind"], involved["name"])]
             event.setdefault("apiVersion", "v1")
             event.setdefault("kind", "Event")
-            event.setdefault("metadata", {"name": f"{involved['name']}.{i:04d}{uuid.uuid4().hex[:6]}",
-                                          "namespace": involved.get("namespace") or ns})
+            event.setdefault(
+                "metadata",
+                {
+                    "name": f"{involved['name']}.{i:04d}{uuid.uuid4().hex[:6]}",
+                    "namespace": involved.get("namespace") or ns,
+                },
+            )
             event.setdefault("type", "Warning")
             event.setdefault("count", 1)
             event.setdefault("firstTimestamp", _now(-600))
@@ -239,16 +258,21 @@ class ScenarioRun:
             event.setdefault("source", {"component": "kubelet", "host": NODE})
             cluster.create(event)
         for entry in doc.get("logs") or []:
-            self.kubelet.set_log(ns, entry["pod"], entry["container"], entry["text"],
-                                 previous=bool(entry.get("previous")))
+            self.kubelet.set_log(
+                ns, entry["pod"], entry["container"], entry["text"], previous=bool(entry.get("previous"))
+            )
         app_doc = doc.get("application") or {}
         app: dict[str, Any] = {
-            "apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
             "metadata": {"name": "app", "namespace": ns},
             "spec": {
                 "project": app_doc.get("project", "default"),
-                "source": {"repoURL": "https://git.example.com/platform/apps.git", "path": f"apps/{self.scenario.name}",
-                           "targetRevision": "main"},
+                "source": {
+                    "repoURL": "https://git.example.com/platform/apps.git",
+                    "path": f"apps/{self.scenario.name}",
+                    "targetRevision": "main",
+                },
                 "destination": {"server": "https://kubernetes.default.svc", "namespace": ns},
             },
             "status": {
@@ -273,15 +297,20 @@ class ScenarioRun:
         if not select:
             return None
         return ResourceRef(
-            group=select.get("group", ""), version=select.get("version", "v1"), kind=select["kind"],
-            name=select["name"], namespace=select.get("namespace", self.ns),
+            group=select.get("group", ""),
+            version=select.get("version", "v1"),
+            kind=select["kind"],
+            name=select["name"],
+            namespace=select.get("namespace", self.ns),
         )
 
     async def score(self, engine: KubeContext) -> Result:
         bundle = await engine.build(self.caller(), self.selected(), "Why is this not working?")
         expect = self.doc.get("expect") or {}
         haystack = bundle.text.lower()
-        wanted = [str(e) for e in expect.get("evidence") or []] + [f"[{f}]" for f in expect.get("findings") or []]
+        wanted = [str(e) for e in expect.get("evidence") or []] + [
+            f"[{f}]" for f in expect.get("findings") or []
+        ]
         missing = [w for w in wanted if w.lower() not in haystack]
         shown = bundle.text + json.dumps(bundle.event_data()) + "\n".join(bundle.notes)
         leaks = [c for c in expect.get("canaries") or [] if str(c) in shown]
@@ -313,10 +342,15 @@ def prepare_cluster(cluster: KubeCluster, kubelet: FakeKubelet) -> None:
 
 
 async def run_scenarios(
-    cluster: KubeCluster, kubelet: FakeKubelet, scenarios: Sequence[Scenario] | None = None
+    cluster: KubeCluster,
+    kubelet: FakeKubelet,
+    scenarios: Sequence[Scenario] | None = None,
+    *,
+    kubeconfig: Path | None = None,
 ) -> Report:
+    """Set up and score each scenario; the engine reads with ``kubeconfig`` (default: cluster admin)."""
     prepare_cluster(cluster, kubelet)
-    engine = KubeContext.from_settings(engine_settings(cluster.admin_kubeconfig))
+    engine = KubeContext.from_settings(engine_settings(kubeconfig or cluster.admin_kubeconfig))
     results = []
     try:
         for scenario in scenarios if scenarios is not None else load_scenarios():
@@ -347,7 +381,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scenarios = [s for s in load_scenarios() if not args.only or args.only in s.name]
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="evals-") as tmp, running_cluster(Path(tmp), controllers=False) as cluster:
+    with (
+        tempfile.TemporaryDirectory(prefix="evals-") as tmp,
+        running_cluster(Path(tmp), controllers=False) as cluster,
+    ):
         kubelet = FakeKubelet.start()
         try:
             report = asyncio.run(run_scenarios(cluster, kubelet, scenarios))
