@@ -48,6 +48,7 @@ class Services:
     """Everything a request needs, created once per process in the lifespan."""
 
     settings: Settings
+    secret: str | None  # resolved once at start: no file read per request
     http: httpx.AsyncClient
     provider: Provider
     context: ContextSource
@@ -65,8 +66,7 @@ def _services(request: Request) -> Services:
 
 def _authenticate(request: Request) -> Caller:
     services = _services(request)
-    auth = services.settings.auth
-    check_secret(request.headers, auth.header, auth.resolved_secret())
+    check_secret(request.headers, services.settings.auth.header, services.secret)
     return caller_from_headers(request.headers)
 
 
@@ -248,16 +248,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        secret = settings.auth.resolved_secret()
         http = build_http_client(settings.llama_stack)
         provider = build_provider(settings, http)
         context = build_context_source(settings)
-        handles = Handles(settings.auth.resolved_secret())
+        handles = Handles(secret)
         catalog = ModelCatalog(provider, settings.llama_stack.model)
         readiness = Readiness(provider, catalog, metrics_, settings.server.readiness_cache_s)
         chat_service = ChatService(settings, provider, context, handles, catalog, metrics_)
         limits = UserLimits(settings.limits)
         app.state.services = Services(
-            settings, http, provider, context, handles, catalog, readiness, chat_service, limits
+            settings, secret, http, provider, context, handles, catalog, readiness, chat_service, limits
         )
         status = await readiness.status()
         if not status.ready:

@@ -43,10 +43,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _read_secret_file(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    return path.read_text().strip()
+def _resolve_secret(inline: SecretStr | None, path: Path | None) -> str | None:
+    """A secret from its file (mounted Kubernetes Secret) if given, else the inline value."""
+    if path is not None:
+        from_file = path.read_text().strip()
+        if from_file:
+            return from_file
+    return inline.get_secret_value() if inline else None
 
 
 class LlamaStackConfig(Section):
@@ -67,10 +70,7 @@ class LlamaStackConfig(Section):
         return value.rstrip("/")
 
     def resolved_api_key(self) -> str | None:
-        from_file = _read_secret_file(self.api_key_file)
-        if from_file:
-            return from_file
-        return self.api_key.get_secret_value() if self.api_key else None
+        return _resolve_secret(self.api_key, self.api_key_file)
 
 
 class AuthConfig(Section):
@@ -87,10 +87,7 @@ class AuthConfig(Section):
         return value
 
     def resolved_secret(self) -> str | None:
-        from_file = _read_secret_file(self.secret_file)
-        if from_file:
-            return from_file
-        return self.secret.get_secret_value() if self.secret else None
+        return _resolve_secret(self.secret, self.secret_file)
 
 
 class KubernetesConfig(Section):

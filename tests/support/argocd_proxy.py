@@ -20,13 +20,11 @@ It also serves extra routes (a host page, ``/extensions.js``) from the same orig
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -34,6 +32,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from .model_server import _free_port
+from .threaded import ThreadedServer
 
 HOP_BY_HOP = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -87,8 +86,7 @@ class ArgoCDProxy:
     def __post_init__(self) -> None:
         self.port = self.port or _free_port(self.host)
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=2.0))  # no response timeout
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     @property
     def url(self) -> str:
@@ -174,23 +172,13 @@ class ArgoCDProxy:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> ArgoCDProxy:
-        config = uvicorn.Config(self.asgi(), host=self.host, port=self.port, log_level="warning", lifespan="off",
-                                timeout_graceful_shutdown=1)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="argocd-proxy", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("test Argo CD proxy did not start")
-            time.sleep(0.01)
+        self._server = ThreadedServer(self.asgi(), self.host, self.port, "argocd-proxy")
+        self._server.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._server.stop()
 
     def __enter__(self) -> ArgoCDProxy:
         return self.start()

@@ -21,11 +21,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from .threaded import ThreadedServer
 
 MODELS = ("scripted-model", "scripted-model-b")
 
@@ -96,8 +97,7 @@ class ScriptedModel:
         self._answer: Callable[[dict[str, Any]], str] = default_answer
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: ThreadedServer | None = None
 
     # -- control, from any thread --------------------------------------------------------------
     @property
@@ -138,25 +138,13 @@ class ScriptedModel:
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self) -> ScriptedModel:
-        config = uvicorn.Config(
-            self._app(), host=self.host, port=self.port, log_level="warning", lifespan="off",
-            timeout_graceful_shutdown=1,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="scripted-model", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("scripted model server did not start")
-            time.sleep(0.01)
+        self._server = ThreadedServer(self._app(), self.host, self.port, "scripted-model")
+        self._server.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._server.stop()
 
     def __enter__(self) -> ScriptedModel:
         return self.start()

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from .model_server import _free_port
+from .threaded import ThreadedServer
 
 
 @dataclass(frozen=True)
@@ -27,7 +25,7 @@ class ReplayServer:
         self.routes = routes
         self.port = _free_port()
         self.requests: list[tuple[str, str, bytes]] = []
-        self._server: uvicorn.Server | None = None
+        self._server: ThreadedServer | None = None
 
     @property
     def url(self) -> str:
@@ -43,14 +41,10 @@ class ReplayServer:
 
     def __enter__(self) -> ReplayServer:
         app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "DELETE"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="off"))
-        threading.Thread(target=self._server.run, daemon=True).start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self._server = ThreadedServer(app, "127.0.0.1", self.port, "replay")
+        self._server.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         if self._server is not None:
-            self._server.should_exit = True
+            self._server.stop()

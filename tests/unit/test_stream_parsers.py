@@ -40,16 +40,22 @@ def _version(v: str) -> Canned:
     return Canned(json.dumps({"version": v}).encode())
 
 
-@pytest.mark.parametrize("version", ["0.3.5", "0.7.3"])
-async def test_responses_stream_yields_deltas_then_completed_with_usage(version: str) -> None:
-    stream = (DATA / f"responses-{version}-stream.sse").read_bytes()
+async def _responses_turn(version: str, stream: bytes, state: dict[str, object] | None = None
+                          ) -> tuple[list[ProviderEvent], dict[str, object]]:
+    """Replay a captured Responses stream to the real provider; return its events and what it sent."""
     routes = {("GET", "/v1/version"): _version(version), ("POST", "/v1/responses"): Canned(stream, content_type=SSE)}
     with ReplayServer(routes) as server:
         async with httpx.AsyncClient(base_url=server.url) as http:
             provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=server.url))
-            events = await _collect(await provider.open_turn(_request({"responses": ["resp_earlier"]})))
+            events = await _collect(await provider.open_turn(_request(state)))
             await provider.aclose()
-        sent = json.loads(server.requests[-1][2])
+        return events, json.loads(server.requests[-1][2])
+
+
+@pytest.mark.parametrize("version", ["0.3.5", "0.7.3"])
+async def test_responses_stream_yields_deltas_then_completed_with_usage(version: str) -> None:
+    stream = (DATA / f"responses-{version}-stream.sse").read_bytes()
+    events, sent = await _responses_turn(version, stream, {"responses": ["resp_earlier"]})
 
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert text == "Scripted answer about: Why OutOfSync?. Check the events and the image tag."
@@ -64,13 +70,7 @@ async def test_responses_stream_yields_deltas_then_completed_with_usage(version:
 
 @pytest.mark.parametrize("version", ["0.3.5", "0.7.3"])
 async def test_responses_stream_failure_inside_the_stream_is_a_failed_event(version: str) -> None:
-    stream = (DATA / f"responses-{version}-unknown-model.sse").read_bytes()
-    routes = {("GET", "/v1/version"): _version(version), ("POST", "/v1/responses"): Canned(stream, content_type=SSE)}
-    with ReplayServer(routes) as server:
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=server.url))
-            events = await _collect(await provider.open_turn(_request()))
-            await provider.aclose()
+    events, _ = await _responses_turn(version, (DATA / f"responses-{version}-unknown-model.sse").read_bytes())
     assert len(events) == 1 and isinstance(events[0], Failed)
     assert events[0].code is ErrorCode.LLAMA_STACK_ERROR
 
@@ -78,12 +78,7 @@ async def test_responses_stream_failure_inside_the_stream_is_a_failed_event(vers
 async def test_responses_stream_cut_short_is_a_failed_event() -> None:
     full = (DATA / "responses-0.7.3-stream.sse").read_bytes()
     truncated = full[: full.index(b"response.output_text.delta") + 200].rsplit(b"\n\n", 1)[0] + b"\n\n"
-    routes = {("GET", "/v1/version"): _version("0.7.3"), ("POST", "/v1/responses"): Canned(truncated, content_type=SSE)}
-    with ReplayServer(routes) as server:
-        async with httpx.AsyncClient(base_url=server.url) as http:
-            provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=server.url))
-            events = await _collect(await provider.open_turn(_request()))
-            await provider.aclose()
+    events, _ = await _responses_turn("0.7.3", truncated)
     assert isinstance(events[-1], Failed) and not any(isinstance(e, Completed) for e in events)
 
 
