@@ -19,7 +19,7 @@ Keep = Literal["head", "tail", "errors"]
 
 # Share of the budget one section of a kind may take in the first pass.
 SHARE: dict[str, float] = {
-    "findings": 0.35,
+    "findings": 0.5,
     "application": 0.25,
     "status": 0.2,
     "related": 0.12,
@@ -77,18 +77,26 @@ def truncate_lines(lines: Sequence[str], max_tokens: int, keep: Keep) -> list[st
             + [i for i in errors if i not in last]
             + [i for i in recent if i not in last and i not in errors]
         )
-    chosen: set[int] = set()
-    # reserve room for up to two markers
-    room = max_tokens - 2 * estimate_tokens(_marker(total, total) + "\n")
+    picked: list[int] = []
     used = 0
     for i in order:
         cost = estimate_tokens(lines[i] + "\n")
-        if used + cost > room:
+        if used + cost > max_tokens:
             if keep != "errors":
                 break
             continue
-        chosen.add(i)
+        picked.append(i)
         used += cost
+    out = _with_markers(lines, set(picked))
+    # Gap markers cost tokens too: give back the least important lines until it all fits.
+    while picked and estimate_tokens("\n".join(out)) > max_tokens:
+        picked.pop()
+        out = _with_markers(lines, set(picked))
+    return out
+
+
+def _with_markers(lines: Sequence[str], chosen: set[int]) -> list[str]:
+    total = len(lines)
     out: list[str] = []
     gap = 0
     for i in range(total):
