@@ -47,4 +47,7 @@ class Metrics:
             registry=r,
         )
         self.active_streams = Gauge("assistant_active_streams", "Answers being streamed now", registry=r)
+        self.event_loop_tasks = Gauge(
+            "assistant_event_loop_tasks", "asyncio tasks alive, sampled when /metrics is read", registry=r
+        )
         self.ready = Gauge("assistant_ready", "1 when Llama Stack is reachable and supported", registry=r)
