@@ -91,6 +91,12 @@ class KubeContext:
 
     async def build(self, caller: Caller, resource: ResourceRef | None, question: str) -> ContextBundle:
         started = time.perf_counter()
+        if resource is not None and (resource.group, resource.kind, resource.name) == (
+            "argoproj.io",
+            "Application",
+            caller.app_name,
+        ):
+            resource = None  # the application node selected in the UI is the Application itself
         snap = Snapshot()
         subject = str(resource) if resource else f"Application {caller.application}"
         control = self.registry.local

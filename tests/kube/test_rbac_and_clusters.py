@@ -191,3 +191,30 @@ async def test_remote_destination_from_cluster_secret_unknown_and_unresponsive_c
         assert "Degraded" in bundle.text  # the Application summary still comes from the control plane
     finally:
         await engine.aclose()
+
+
+async def test_overall_deadline_bounds_a_hung_destination(
+    static_kube_cluster: KubeCluster, fake_kubelet: FakeKubelet, assistant_kubeconfig: Path, blackhole: int
+) -> None:
+    cluster = static_kube_cluster
+    _cluster_secret(
+        cluster, "hung2", f"https://127.0.0.1:{blackhole}", cluster.service_account_token(ARGOCD_NS, SA)
+    )
+    settings = Settings(
+        kubernetes={"kubeconfig": assistant_kubeconfig, "argocd_namespace": ARGOCD_NS},
+        context={"call_timeout_s": 30, "gather_deadline_s": 1.0},
+        auth={"insecure_allow_no_secret": True},
+    )
+    engine = KubeContext.from_settings(settings)
+    try:
+        pod = _scenario(cluster, fake_kubelet, "crashloop-db-connection", {"name": "hung2"})
+        bundle = await engine.build(pod.caller(), pod.selected(), "why?")
+        assert any("could not verify" in n and "nothing was gathered" in n for n in bundle.notes), (
+            bundle.notes
+        )
+        app = _scenario(cluster, fake_kubelet, "crashloop-app-level", {"name": "hung2"})
+        bundle = await engine.build(app.caller(), None, "why?")
+        assert any("deadline" in n for n in bundle.notes), bundle.notes
+        assert "Degraded" in bundle.text
+    finally:
+        await engine.aclose()
