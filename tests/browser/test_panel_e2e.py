@@ -246,6 +246,8 @@ async def test_hostile_markdown_does_not_execute(world: World, open_host, react:
     dialogs: list[str] = []
     page.on("dialog", lambda d: dialogs.append(d.message))
     await host.open_assistant(DEPLOYMENT_NODE)
+    # The backend offers two models: the picker shows, and the choice reaches the model.
+    await host.page.get_by_test_id("aa-model").select_option("openai/scripted-model-b")
     await host.ask("Show me something nasty")
     turn = host.turns().nth(0)
     await expect(turn).to_have_attribute("data-status", "done", timeout=30_000)
@@ -260,6 +262,7 @@ async def test_hostile_markdown_does_not_execute(world: World, open_host, react:
     await page.wait_for_timeout(200)
     assert await page.evaluate("window.__pwned") is None
     assert dialogs == []
+    assert world.model.completions()[-1].body["model"] == "scripted-model-b"
     await host.screenshot("7-hostile-markdown")
     host.assert_no_page_errors()
 

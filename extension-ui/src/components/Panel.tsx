@@ -198,11 +198,12 @@ export function Panel(props: PanelProps) {
           onKeyDown={onKeyDown}
         />
         {state.busy ? (
-          <button type="button" className="aa-btn aa-btn--stop" data-testid="aa-stop" onClick={() => session.stop()}>
+          <button key="stop" type="button" className="aa-btn aa-btn--stop" data-testid="aa-stop" onClick={() => session.stop()}>
             <i className="fa fa-stop" /> Stop
           </button>
         ) : (
           <button
+            key="send"
             type="button"
             className="aa-btn"
             data-testid="aa-send"
