@@ -90,6 +90,7 @@ async def open_host(chromium: Browser, model: ScriptedModel) -> AsyncIterator[ob
         context = await chromium.new_context(viewport={"width": 1400, "height": 900})
         contexts.append(context)
         await context.add_cookies([{"name": "argocd.token", "value": "alice-token", "url": base_url}])
+        await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
         host = HostPage(await context.new_page(), base_url, react, theme)
         await host.open()
         return host
@@ -130,6 +131,12 @@ async def test_ask_stream_follow_up_switch_tabs_and_reload(world: World, open_ho
     await expect(md.locator("ol > li")).to_have_count(2)
     await expect(md.locator(".aa-code code")).to_have_text("kubectl -n browser-guestbook describe deploy guestbook-ui\n")
     await expect(md.locator('a[href="https://argo-cd.readthedocs.io/"]')).to_have_attribute("target", "_blank")
+    copy = md.locator(".aa-code__copy")
+    await copy.click()
+    await expect(copy).to_have_text("Copied")
+    assert await page.evaluate("navigator.clipboard.readText()") == (
+        "kubectl -n browser-guestbook describe deploy guestbook-ui\n"
+    )
     # The "context sent" disclosure from the `context` event: what the backend read for the model.
     context = turn.get_by_test_id("aa-context")
     await expect(context).to_contain_text("Context sent:")
