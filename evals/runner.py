@@ -49,6 +49,7 @@ from tests.support.kubelet import FakeKubelet
 SCENARIOS = Path(__file__).parent / "scenarios"
 NODE = "eval-node-1"
 RECALL_THRESHOLD = 0.95
+DEFAULT_BUDGET = 12_000  # the shipped default of context.token_budget
 
 _API_VERSIONS = {
     "Deployment": "apps/v1",
@@ -62,6 +63,7 @@ _API_VERSIONS = {
     "PersistentVolumeClaim": "v1",
     "ConfigMap": "v1",
     "Secret": "v1",
+    "Application": "argoproj.io/v1alpha1",
 }
 
 
@@ -235,28 +237,6 @@ class ScenarioRun:
                 if argocd.get("requiresPruning"):
                     entry["requiresPruning"] = True
                 listed.append(entry)
-        for i, raw in enumerate(doc.get("events") or []):
-            event = copy.deepcopy(raw)
-            involved = event["involvedObject"]
-            involved.setdefault("namespace", ns)
-            involved.setdefault("apiVersion", _API_VERSIONS.get(involved["kind"], "v1"))
-            if (involved["kind"], involved["name"]) in self.uids:
-                involved["uid"] = self.uids[(involved["kind"], involved["name"])]
-            event.setdefault("apiVersion", "v1")
-            event.setdefault("kind", "Event")
-            event.setdefault(
-                "metadata",
-                {
-                    "name": f"{involved['name']}.{i:04d}{uuid.uuid4().hex[:6]}",
-                    "namespace": involved.get("namespace") or ns,
-                },
-            )
-            event.setdefault("type", "Warning")
-            event.setdefault("count", 1)
-            event.setdefault("firstTimestamp", _now(-600))
-            event.setdefault("lastTimestamp", _now(-(len(doc.get("events") or []) - i) * 10))
-            event.setdefault("source", {"component": "kubelet", "host": NODE})
-            cluster.create(event)
         for entry in doc.get("logs") or []:
             self.kubelet.set_log(
                 ns, entry["pod"], entry["container"], entry["text"], previous=bool(entry.get("previous"))
@@ -286,7 +266,30 @@ class ScenarioRun:
         extra_resources = status_extra.pop("resources", [])
         _merge(app["status"], status_extra)
         app["status"]["resources"] = listed + list(extra_resources)
-        cluster.create(app, status=True)
+        created_app = cluster.create(app, status=True)
+        self.uids[("Application", "app")] = created_app["metadata"]["uid"]
+        for i, raw in enumerate(doc.get("events") or []):
+            event = copy.deepcopy(raw)
+            involved = event["involvedObject"]
+            involved.setdefault("namespace", ns)
+            involved.setdefault("apiVersion", _API_VERSIONS.get(involved["kind"], "v1"))
+            if (involved["kind"], involved["name"]) in self.uids:
+                involved["uid"] = self.uids[(involved["kind"], involved["name"])]
+            event.setdefault("apiVersion", "v1")
+            event.setdefault("kind", "Event")
+            event.setdefault(
+                "metadata",
+                {
+                    "name": f"{involved['name']}.{i:04d}{uuid.uuid4().hex[:6]}",
+                    "namespace": involved.get("namespace") or ns,
+                },
+            )
+            event.setdefault("type", "Warning")
+            event.setdefault("count", 1)
+            event.setdefault("firstTimestamp", _now(-600))
+            event.setdefault("lastTimestamp", _now(-(len(doc.get("events") or []) - i) * 10))
+            event.setdefault("source", {"component": "kubelet", "host": NODE})
+            cluster.create(event)
 
     def caller(self) -> Caller:
         project = (self.doc.get("application") or {}).get("project", "default")
@@ -350,15 +353,20 @@ async def run_scenarios(
 ) -> Report:
     """Set up and score each scenario; the engine reads with ``kubeconfig`` (default: cluster admin)."""
     prepare_cluster(cluster, kubelet)
-    engine = KubeContext.from_settings(engine_settings(kubeconfig or cluster.admin_kubeconfig))
+    config = kubeconfig or cluster.admin_kubeconfig
+    engines: dict[int, KubeContext] = {}  # one per token budget (a scenario may set ``budget``)
     results = []
     try:
         for scenario in scenarios if scenarios is not None else load_scenarios():
+            budget = int(scenario.doc.get("budget", DEFAULT_BUDGET))
+            if budget not in engines:
+                engines[budget] = KubeContext.from_settings(engine_settings(config, budget))
             run = ScenarioRun(cluster, kubelet, scenario)
             run.setup()
-            results.append(await run.score(engine))
+            results.append(await run.score(engines[budget]))
     finally:
-        await engine.aclose()
+        for engine in engines.values():
+            await engine.aclose()
     return Report(results)
 
 

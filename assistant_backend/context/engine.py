@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from ..config import Settings
 from ..identity import Caller
-from .application import destination, read_application
+from .application import destination, read_application, resources
 from .base import ContextBundle, ContextItem, ResourceRef
 from .budget import fit
 from .clusters import ClusterRegistry, Destination, load_local_credentials
@@ -23,7 +24,7 @@ from .findings import run_rules
 from .gather import Gatherer, Snapshot
 from .kube import KubeClient, KubeError
 from .render import assemble, build_sections
-from .scope import check_scope
+from .scope import check_scope, listed, refuse
 from .tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -112,14 +113,13 @@ class KubeContext:
                     f"could not read Application {caller.application}: {reason}; "
                     "nothing was read from the destination cluster"
                 )
-        if snap.app is not None:
-            dest = await self.registry.destination(destination(snap.app))
-            if dest.client is None:
-                snap.note(f"{dest.note}; no live state from the destination cluster")
-            else:
-                t0 = time.perf_counter()
-                await self._gather(snap, dest, caller, resource)
-                gather_ms = (time.perf_counter() - t0) * 1000
+        if snap.app is not None and control is not None:
+            t0 = time.perf_counter()
+            await asyncio.gather(
+                self._from_destination(snap, caller, resource),
+                self._application_events(control, snap, caller),
+            )
+            gather_ms = (time.perf_counter() - t0) * 1000
         findings = run_rules(snap)
         self.last_findings = tuple(f.rule for f in findings)
         header = (
@@ -136,6 +136,51 @@ class KubeContext:
             items = (ContextItem("note", subject, estimate_tokens(text)),)
         return ContextBundle(text=text, items=items, budget=self._budget, notes=tuple(snap.notes))
 
+    async def _from_destination(self, snap: Snapshot, caller: Caller, resource: ResourceRef | None) -> None:
+        assert snap.app is not None
+        dest = await self.registry.destination(destination(snap.app))
+        if dest.client is None:
+            snap.note(f"{dest.note}; no live state from the destination cluster")
+            return
+        await self._gather(snap, dest, caller, resource)
+
+    @staticmethod
+    async def _with_namespace(app: dict[str, Any], client: KubeClient, ref: ResourceRef) -> ResourceRef:
+        """A namespaced resource sent without a namespace: the one Argo CD lists, else the destination's."""
+        if ref.namespace:
+            return ref
+        listed_ns = {
+            str(r.get("namespace"))
+            for r in resources(app)
+            if (r.get("group") or "") == ref.group
+            and r.get("kind") == ref.kind
+            and r.get("name") == ref.name
+            and r.get("namespace")
+        }
+        if len(listed_ns) == 1:
+            return replace(ref, namespace=listed_ns.pop())
+        try:
+            served = await client.resource(ref.group, ref.kind, ref.version)
+        except KubeError:
+            return ref
+        if served is not None and served.namespaced:
+            return replace(ref, namespace=destination(app).get("namespace") or None)
+        return ref
+
+    async def _application_events(self, control: KubeClient, snap: Snapshot, caller: Caller) -> None:
+        """Argo CD records sync and health transitions as Events on the Application (control plane)."""
+        selector = f"involvedObject.name={caller.app_name},involvedObject.kind=Application"
+        try:
+            events = await asyncio.wait_for(
+                control.list("", "Event", caller.app_namespace, field_selector=selector, limit=100),
+                self._call_timeout,
+            )
+        except (KubeError, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, KubeError) else "timed out"
+            snap.note(f"could not read the Application's events: {reason}")
+            return
+        snap.add_events(events or [])
+
     async def _gather(
         self, snap: Snapshot, dest: Destination, caller: Caller, resource: ResourceRef | None
     ) -> None:
@@ -151,10 +196,9 @@ class KubeContext:
                 if resource is None:
                     await gatherer.for_application(snap.app)
                     return
+                resource = await self._with_namespace(snap.app, client, resource)
                 if resource.kind == "Secret" and resource.group == "":
                     # Never read: the backend's RBAC has no secrets, and values must not reach the model.
-                    from .scope import listed, refuse
-
                     if not listed(snap.app, "", "Secret", resource.name, resource.namespace):
                         raise refuse(resource, caller.application)
                     snap.note(
@@ -172,7 +216,9 @@ class KubeContext:
                 snap.owners = list(scoped.owners)
                 if scoped.obj is None:
                     snap.target_missing = True
-                    snap.note(f"{resource} does not exist in the destination cluster")
+                    await gatherer.note_missing(
+                        resource.group, resource.kind, str(resource), resource.version
+                    )
                     return
                 snap.target = scoped.obj
                 await gatherer.for_resource(scoped.obj)

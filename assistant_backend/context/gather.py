@@ -190,6 +190,12 @@ class Gatherer:
                 ),
             )
             if obj is None:
+                await self.note_missing(
+                    entry.get("group") or "",
+                    str(entry.get("kind")),
+                    resource_label(entry),
+                    entry.get("version"),
+                )
                 return
             obj.setdefault("kind", entry.get("kind"))
             self.snap.problems.append(obj)
@@ -198,6 +204,16 @@ class Gatherer:
         await asyncio.gather(*(one(e) for e in entries))
         namespaces = sorted({str(e.get("namespace")) for e in entries if e.get("namespace")})
         await self._second_stage(namespaces)
+
+    async def note_missing(self, group: str, kind: str, what: str, version: str | None = None) -> None:
+        """Say why an object could not be shown: its kind is not served (missing CRD, old API
+        server), or it does not exist."""
+        served = await self._try(f"API discovery for {kind}", self.client.resource(group, kind, version))
+        if served is None:
+            api = f"{group}/{version}" if group and version else group or version or "core"
+            self.snap.note(f"the destination cluster does not serve {kind} ({api}); {what} cannot be read")
+        else:
+            self.snap.note(f"{what} does not exist in the destination cluster")
 
     # ---- stages ----
 
