@@ -101,7 +101,7 @@ class KubeClient:
             headers={"Accept": "application/json", "User-Agent": "argocd-assistant"},
         )
         self._token: str | None = credentials.token
-        self._token_read_at = 0.0
+        self._token_read_at = float("-inf")  # read on first use
         self._groups: dict[str, str] | None = None  # group -> preferred version
         self._served: set[str] = set()  # every served group/version
         self._groups_at = 0.0
