@@ -12,8 +12,10 @@ export const outDir = path.resolve(root, '..', 'dist', 'resources', 'extension-a
 export const outFile = path.join(outDir, 'extension-assistant.js');
 
 // Argo CD <= 3.4 has React 16 on window.React (no jsx-runtime); 3.5 has React 19 and adds
-// window.ReactJSXRuntime. The fallback builds the automatic-runtime jsx() on createElement, which
-// both versions have: createElement copies `children` from props and pulls out key/ref itself.
+// window.ReactJSXRuntime. The fallback builds the automatic runtime on createElement, which both
+// versions have. Children go back to createElement's arguments: static children (jsxs) spread, so
+// React does not take them for a keyed list; a dynamic list (jsx with an array) stays one argument,
+// so React still checks its keys.
 const SHIMS = {
   react: 'module.exports = window.React;',
   'react-dom': 'module.exports = window.ReactDOM;',
@@ -22,12 +24,22 @@ const SHIMS = {
 var R = window.React;
 var rt = window.ReactJSXRuntime;
 if (!rt) {
-  var jsx = function (type, props, key) {
-    var p = props || {};
-    if (key !== undefined) { var q = {}; for (var k in p) q[k] = p[k]; q.key = key; p = q; }
-    return R.createElement(type, p);
+  var make = function (isStatic) {
+    return function (type, props, key) {
+      var p = {};
+      var children;
+      var hasChildren = false;
+      for (var k in props) {
+        if (!Object.prototype.hasOwnProperty.call(props, k)) continue;
+        if (k === 'children') { children = props[k]; hasChildren = true; } else p[k] = props[k];
+      }
+      if (key !== undefined) p.key = key;
+      if (!hasChildren) return R.createElement(type, p);
+      if (isStatic && Array.isArray(children)) return R.createElement.apply(R, [type, p].concat(children));
+      return R.createElement(type, p, children);
+    };
   };
-  rt = { jsx: jsx, jsxs: jsx, Fragment: R.Fragment };
+  rt = { jsx: make(false), jsxs: make(true), Fragment: R.Fragment };
 }
 module.exports = rt;`,
 };

@@ -29,14 +29,14 @@ interface Registration {
 }
 
 function load(withJsxRuntime: boolean) {
-  const calls: Array<{ via: string; type: unknown; props: Record<string, unknown> }> = [];
+  const calls: Array<{ via: string; type: unknown; props: Record<string, unknown>; nargs?: number }> = [];
   const registrations: Registration[] = [];
   const React = {
     Fragment: 'Fragment',
     createElement: (type: unknown, props: Record<string, unknown> | null, ...children: unknown[]) => {
       const p = { ...(props ?? {}) };
       if (children.length) p.children = children.length === 1 ? children[0] : children;
-      calls.push({ via: 'createElement', type, props: p });
+      calls.push({ via: 'createElement', type, props: p, nargs: 2 + children.length });
       return { type, props: p };
     },
   };
@@ -97,5 +97,11 @@ test('the React 16 fallback passes key and children through createElement', () =
   (status.args[0] as (p: unknown) => unknown)({ application: { metadata: { name: 'a' } }, openFlyout: () => undefined });
   const anchor = calls.find((c) => c.type === 'a');
   assert.ok(anchor, 'rendered an <a>');
-  assert.ok(Array.isArray(anchor.props.children), 'jsxs children array kept');
+  // <a><i/> Ask about this app</a> has static children: they must be createElement arguments, or
+  // React 16 takes them for an unkeyed list and warns.
+  assert.equal(anchor.nargs, 4, 'static children spread into createElement');
+  assert.ok(Array.isArray(anchor.props.children));
+  assert.equal(typeof anchor.props.onClick, 'function');
+  const label = calls.find((c) => c.type === 'label');
+  assert.equal(label?.nargs, 3, 'a single child stays one argument');
 });

@@ -51,22 +51,26 @@ def extensions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class HostPage:
     """The Argo CD-like page with the Assistant in it, plus what a test needs to look at it."""
 
-    def __init__(self, page: Page, base_url: str, react: str, theme: str = "light") -> None:
+    def __init__(self, page: Page, base_url: str, react: str, theme: str = "light", dev: bool = False) -> None:
         self.page = page
+        self.dev = dev
         self.base_url = base_url
         self.react = react
         self.theme = theme
         self.page_errors: list[str] = []
         self.console_errors: list[str] = []
+        self.console_warnings: list[str] = []
         page.on("pageerror", lambda e: self.page_errors.append(str(e)))
         page.on("console", self._console)
 
     def _console(self, msg: ConsoleMessage) -> None:
         if msg.type == "error":
             self.console_errors.append(msg.text)
+        elif msg.type == "warning":
+            self.console_warnings.append(msg.text)
 
     async def open(self, node: str | None = None, tab: str | None = None) -> None:
-        query = f"react={self.react}&theme={self.theme}"
+        query = f"react={self.react}&theme={self.theme}" + ("&dev=1" if self.dev else "")
         if node:
             query += f"&node={node}"
         if tab:

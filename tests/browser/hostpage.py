@@ -29,7 +29,7 @@ PAGE = """<!doctype html>
 <meta charset="utf-8">
 <title>{title} - Argo CD (test host)</title>
 <link rel="stylesheet" href="/host/host.css">
-<script src="/host/build/react{react}.js"></script>
+<script src="/host/build/react{react}{suffix}.js"></script>
 <script src="/host/host.js"></script>
 <script src="/extensions.js"></script>
 </head>
@@ -48,7 +48,7 @@ def extension_files(extensions_dir: Path) -> list[Path]:
 
 
 def host_routes(extensions_dir: Path, config: Callable[[], dict[str, Any]] | dict[str, Any]) -> list[BaseRoute]:
-    """Routes for `/` (the page: `?react=16|19&theme=light|dark`), `/host/*`, `/extensions.js`
+    """Routes for `/` (the page: `?react=16|19&theme=light|dark[&dev=1]` for React's development build), `/host/*`, `/extensions.js`
     and `/host-config.json` (the Application, its tree and live objects the page shows)."""
     if not (HOST_DIR / "build" / "react16.js").exists():
         raise RuntimeError("host page runtimes not built: run `make ui` (tests/browser/host/build.mjs)")
@@ -56,11 +56,12 @@ def host_routes(extensions_dir: Path, config: Callable[[], dict[str, Any]] | dic
     async def page(request: Request) -> Response:
         react = request.query_params.get("react", "16")
         theme = request.query_params.get("theme", "light")
+        suffix = "-dev" if request.query_params.get("dev") == "1" else ""
         if react not in REACT_VERSIONS or theme not in ("light", "dark"):
             return Response("react must be 16 or 19, theme light or dark", status_code=400)
         cfg = config() if callable(config) else config
         title = str(cfg.get("application", {}).get("metadata", {}).get("name", "app"))
-        return HTMLResponse(PAGE.format(react=react, theme=theme, title=title))
+        return HTMLResponse(PAGE.format(react=react, suffix=suffix, theme=theme, title=title))
 
     async def extensions_js(_: Request) -> Response:
         body = "\n".join(p.read_text(encoding="utf-8") for p in extension_files(extensions_dir))

@@ -64,3 +64,26 @@ async def test_tab_renders_with_state_suggestions(chromium: Browser, host_url: s
         host.assert_no_page_errors()
     finally:
         await context.close()
+
+
+@pytest.mark.parametrize("react", ["16", "19"])
+async def test_react_development_build_has_no_warnings(chromium: Browser, host_url: str, react: str) -> None:
+    """React's development build warns about bad keys, DOM props and hooks misuse: there must be none."""
+    context = await chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        host = HostPage(await context.new_page(), host_url, react, "light", dev=True)
+        await host.open()
+        assert await host.page.evaluate("typeof window.React.version") == "string"
+        await host.open_assistant(DEPLOYMENT)
+        await host.page.get_by_test_id("aa-input").fill("Why?\nReally.")
+        await host.page.get_by_test_id("host-close").click()
+        await host.page.get_by_test_id("aa-open-flyout").click()
+        await expect(host.page.get_by_test_id("host-flyout").get_by_test_id("aa-panel")).to_be_visible()
+        host.assert_no_page_errors()
+        # The only errors allowed: the model list and the restore requests failing (no backend here).
+        errors = [e for e in host.console_errors if "Failed to load resource" not in e]
+        assert errors == [], errors
+        react_warnings = [w for w in host.console_warnings if "React" in w or "Warning:" in w]
+        assert react_warnings == [], react_warnings
+    finally:
+        await context.close()

@@ -11,14 +11,18 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const out = path.join(here, 'build');
 await mkdir(out, { recursive: true });
 
-const umd = await Promise.all(
-  ['react16/umd/react.production.min.js', 'react-dom16/umd/react-dom.production.min.js'].map((f) =>
-    readFile(path.join(here, 'node_modules', f), 'utf8'),
-  ),
-);
-await writeFile(path.join(out, 'react16.js'), umd.join('\n;\n'));
+// Production builds are what Argo CD ships; the development builds (`-dev`) let the smoke test
+// catch React's warnings (keys, DOM props, hooks misuse).
+for (const [mode, suffix] of [['production.min', ''], ['development', '-dev']]) {
+  const umd = await Promise.all(
+    [`react16/umd/react.${mode}.js`, `react-dom16/umd/react-dom.${mode}.js`].map((f) =>
+      readFile(path.join(here, 'node_modules', f), 'utf8'),
+    ),
+  );
+  await writeFile(path.join(out, `react16${suffix}.js`), umd.join('\n;\n'));
+}
 
-await build({
+for (const [env, suffix] of [['production', ''], ['development', '-dev']]) await build({
   stdin: {
     contents: `
       import React from 'react';
@@ -33,13 +37,13 @@ await build({
     resolveDir: here,
     loader: 'js',
   },
-  outfile: path.join(out, 'react19.js'),
+  outfile: path.join(out, `react19${suffix}.js`),
   bundle: true,
   format: 'iife',
-  minify: true,
+  minify: env === 'production',
   // The npm aliases: every `react`/`react-dom` import (also react-dom's own) resolves to React 19.
   alias: { react: 'react19', 'react-dom': 'react-dom19' },
-  define: { 'process.env.NODE_ENV': '"production"' },
+  define: { 'process.env.NODE_ENV': JSON.stringify(env) },
   logLevel: 'warning',
 });
 console.log(`host runtimes built in ${path.relative(process.cwd(), out)}`);
