@@ -86,12 +86,12 @@ async def open_host(chromium: Browser, model: ScriptedModel) -> AsyncIterator[ob
     """Factory: a fresh browser context (own cookies and sessionStorage) logged in as alice."""
     contexts = []
 
-    async def open_(base_url: str, react: str, theme: str) -> HostPage:
+    async def open_(base_url: str, react: str, theme: str, dev: bool = False) -> HostPage:
         context = await chromium.new_context(viewport={"width": 1400, "height": 900})
         contexts.append(context)
         await context.add_cookies([{"name": "argocd.token", "value": "alice-token", "url": base_url}])
         await context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
-        host = HostPage(await context.new_page(), base_url, react, theme)
+        host = HostPage(await context.new_page(), base_url, react, theme, dev=dev)
         await host.open()
         return host
 
@@ -248,7 +248,8 @@ async def test_backend_down_shows_a_clear_message(world: World, open_host, exten
 @pytest.mark.parametrize(("react", "theme"), VARIANTS)
 async def test_hostile_markdown_does_not_execute(world: World, open_host, react: str, theme: str) -> None:  # type: ignore[no-untyped-def]
     world.model.script(Reply(text=HOSTILE))
-    host: HostPage = await open_host(world.proxy.url, react, theme)
+    # React's development build here, so its warnings about the chat's rendering surface too.
+    host: HostPage = await open_host(world.proxy.url, react, theme, dev=True)
     page = host.page
     dialogs: list[str] = []
     page.on("dialog", lambda d: dialogs.append(d.message))
@@ -270,8 +271,12 @@ async def test_hostile_markdown_does_not_execute(world: World, open_host, react:
     assert await page.evaluate("window.__pwned") is None
     assert dialogs == []
     assert world.model.completions()[-1].body["model"] == "scripted-model-b"
+    await turn.get_by_test_id("aa-context").locator("summary").click()
     await host.screenshot("7-hostile-markdown")
     host.assert_no_page_errors()
+    react_warnings = [w for w in host.console_errors + host.console_warnings
+                      if "Warning:" in w or "React" in w]
+    assert react_warnings == [], react_warnings
 
 
 @pytest.mark.parametrize(("react", "theme"), VARIANTS)
