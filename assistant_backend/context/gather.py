@@ -75,8 +75,15 @@ class Snapshot:
             self.notes.append(text)
 
     def objects(self) -> list[dict[str, Any]]:
+        """Every object gathered, once (a selected Pod is also among the Pods)."""
         found = [o for o in (self.target,) if o is not None]
-        return found + self.owners + self.problems + self.related + self.pods
+        seen: set[str] = set()
+        out = []
+        for obj in found + self.owners + self.problems + self.related + self.pods:
+            if uid(obj) not in seen:
+                seen.add(uid(obj))
+                out.append(obj)
+        return out
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
         seen = {uid(e) for e in self.events}
@@ -223,7 +230,7 @@ class Gatherer:
         spec = obj.get("spec") or {}
         owner = str(meta(obj).get("uid", ""))
         if kind == "Pod":
-            self._add_pods([obj], owner=None)
+            self._add_pods([obj])
         elif (group, kind) == ("apps", "Deployment"):
             sets = await self._try(
                 f"ReplicaSets of {label(obj)}",
@@ -245,7 +252,7 @@ class Gatherer:
                 self.client.list("", "Pod", ns, label_selector=selector_string(spec.get("selector"))),
             )
             uids = {str(meta(rs).get("uid")) for rs in mine}
-            self._add_pods([p for p in pods or [] if any(owned_by(p, u) for u in uids)], owner=None)
+            self._add_pods([p for p in pods or [] if any(owned_by(p, u) for u in uids)])
         elif (group, kind) in {
             ("apps", "StatefulSet"),
             ("apps", "DaemonSet"),
@@ -262,7 +269,7 @@ class Gatherer:
             pods = await self._try(
                 f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=sel)
             )
-            self._add_pods([p for p in pods or [] if owned_by(p, owner)], owner=None)
+            self._add_pods([p for p in pods or [] if owned_by(p, owner)])
         elif (group, kind) == ("batch", "CronJob"):
             jobs = await self._try(f"Jobs of {label(obj)}", self.client.list("batch", "Job", ns))
             mine = sorted(
@@ -284,7 +291,7 @@ class Gatherer:
             if endpoints is not None:
                 endpoints.setdefault("kind", "Endpoints")
                 self.snap.related.append(endpoints)
-            self._add_pods(pods or [], owner=None)
+            self._add_pods(pods or [])
 
     async def _pods_for_service(self, svc: Mapping[str, Any]) -> list[dict[str, Any]] | None:
         selector = (svc.get("spec") or {}).get("selector")
@@ -296,7 +303,7 @@ class Gatherer:
             self.client.list("", "Pod", meta(svc).get("namespace"), label_selector=sel),
         )
 
-    def _add_pods(self, pods: Iterable[dict[str, Any]], owner: str | None) -> None:
+    def _add_pods(self, pods: Iterable[dict[str, Any]]) -> None:
         known = {uid(p) for p in self.snap.pods}
         fresh = [p for p in pods if uid(p) not in known]
         fresh.sort(key=lambda p: not pod_unhealthy(p))  # unhealthy first
