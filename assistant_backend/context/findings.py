@@ -7,6 +7,7 @@ check them. Rules never guess: they fire only on what Kubernetes or Argo CD said
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from typing import Any
 
 from .application import failed_sync_results, resource_label, resources
 from .gather import LogTail, Snapshot, container_statuses, label, meta
+
+log = logging.getLogger(__name__)
 
 ERROR_LINE = re.compile(
     r"(?i)\b(error|err|fatal|panic|exception|traceback|failed|failure|refused|denied|cannot|can't|unable|"
@@ -580,7 +583,12 @@ def run_rules(snap: Snapshot) -> list[Finding]:
     seen: set[str] = set()
     out = []
     for rule in RULES:
-        for finding in rule(snap):
+        try:
+            found = rule(snap)
+        except Exception:  # a rule tripping over an odd object must not cost the user the answer
+            log.exception("finding rule %s failed", getattr(rule, "__name__", rule))
+            continue
+        for finding in found:
             if finding.message not in seen:
                 seen.add(finding.message)
                 out.append(finding)

@@ -300,3 +300,20 @@ def test_every_rule_renders_with_its_sources() -> None:
     assert len(RULES) >= 15
     finding = Finding("x", "msg", ("a", "b"))
     assert finding.render() == "- [x] msg (source: a; b)"
+
+
+def test_a_rule_tripping_over_odd_data_does_not_lose_the_others() -> None:
+    odd = pod(
+        statuses=[
+            {
+                "name": "app",
+                "state": {"terminated": {"exitCode": "not-a-number", "reason": "Error"}},
+                "lastState": "garbage",
+            }
+        ]
+    )
+    odd["status"]["containerStatuses"].append(
+        {"name": "app2", "state": {"waiting": {"reason": "ImagePullBackOff"}}, "image": "x:1"}
+    )
+    rules = {f.rule for f in run_rules(Snapshot(target=odd))}
+    assert "image_pull" in rules
