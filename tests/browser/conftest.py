@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright, expect
+from playwright.async_api import Browser, ConsoleMessage, Locator, Page, async_playwright, expect
 
 from tests.ui.installer import REPO, install, ui_tarball
 
@@ -51,7 +51,9 @@ def extensions_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class HostPage:
     """The Argo CD-like page with the Assistant in it, plus what a test needs to look at it."""
 
-    def __init__(self, page: Page, base_url: str, react: str, theme: str = "light", dev: bool = False) -> None:
+    def __init__(
+        self, page: Page, base_url: str, react: str, theme: str = "light", dev: bool = False
+    ) -> None:
         self.page = page
         self.dev = dev
         self.base_url = base_url
@@ -93,7 +95,7 @@ class HostPage:
         await expect(self.panel).to_be_visible()
 
     @property
-    def panel(self):  # type: ignore[no-untyped-def]
+    def panel(self) -> Locator:
         return self.page.get_by_test_id("aa-panel")
 
     async def ask(self, question: str) -> None:
@@ -101,7 +103,7 @@ class HostPage:
         await box.fill(question)
         await box.press("Enter")
 
-    def turns(self):  # type: ignore[no-untyped-def]
+    def turns(self) -> Locator:
         return self.page.get_by_test_id("aa-turn")
 
     async def screenshot(self, name: str) -> Path:

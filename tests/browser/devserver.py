@@ -36,8 +36,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     host, _, port = args.listen.rpartition(":")
     routes = [Route("/dev-login", dev_login), *host_routes(REPO / "dist", sample_config)]
-    proxy = ArgoCDProxy(backend_url=args.backend, secret=args.secret, host=host or "127.0.0.1", port=int(port),
-                        extra_routes=routes)
+    proxy = ArgoCDProxy(
+        backend_url=args.backend,
+        secret=args.secret,
+        host=host or "127.0.0.1",
+        port=int(port),
+        extra_routes=routes,
+    )
     proxy.start()
     print(
         f"Argo CD-like page on {proxy.url} (backend {args.backend})\n"

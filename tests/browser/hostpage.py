@@ -47,9 +47,12 @@ def extension_files(extensions_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(extensions_dir).as_posix())
 
 
-def host_routes(extensions_dir: Path, config: Callable[[], dict[str, Any]] | dict[str, Any]) -> list[BaseRoute]:
-    """Routes for `/` (the page: `?react=16|19&theme=light|dark[&dev=1]` for React's development build), `/host/*`, `/extensions.js`
-    and `/host-config.json` (the Application, its tree and live objects the page shows)."""
+def host_routes(
+    extensions_dir: Path, config: Callable[[], dict[str, Any]] | dict[str, Any]
+) -> list[BaseRoute]:
+    """Routes for `/` (the page: `?react=16|19&theme=light|dark`, `&dev=1` for React's development
+    build), `/host/*`, `/extensions.js` and `/host-config.json` (the Application, its tree and the live
+    objects the page shows)."""
     if not (HOST_DIR / "build" / "react16.js").exists():
         raise RuntimeError("host page runtimes not built: run `make ui` (tests/browser/host/build.mjs)")
 

@@ -29,7 +29,9 @@ async def host_url(extensions_dir: Path) -> AsyncIterator[str]:
 
 @pytest.mark.parametrize("react", ["16", "19"])
 @pytest.mark.parametrize("theme", ["light", "dark"])
-async def test_tab_renders_with_state_suggestions(chromium: Browser, host_url: str, react: str, theme: str) -> None:
+async def test_tab_renders_with_state_suggestions(
+    chromium: Browser, host_url: str, react: str, theme: str
+) -> None:
     context = await chromium.new_context(viewport={"width": 1400, "height": 900})
     try:
         host = HostPage(await context.new_page(), host_url, react, theme)
@@ -47,7 +49,9 @@ async def test_tab_renders_with_state_suggestions(chromium: Browser, host_url: s
         await expect(host.page.get_by_test_id("aa-subject")).to_have_text("Deployment guestbook-ui")
         chips = host.page.get_by_test_id("aa-suggestion")
         await expect(chips.first).to_have_text("Why is this Degraded?")
-        await expect(chips).to_contain_text(["Why is this Degraded?", "Why is this OutOfSync?", "Explain this Deployment"])
+        await expect(chips).to_contain_text(
+            ["Why is this Degraded?", "Why is this OutOfSync?", "Explain this Deployment"]
+        )
         await expect(host.page.get_by_test_id("aa-send")).to_be_disabled()
         await host.screenshot("empty-deployment")
 

@@ -5,13 +5,13 @@ real kube-apiserver. Every scenario runs under React 16 (Argo CD <= 3.4) and Rea
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, BrowserContext, expect
 
 from tests.browser.conftest import HostPage
 from tests.browser.hostpage import host_routes
@@ -20,10 +20,14 @@ from tests.support.argocd_proxy import App, ArgoCDProxy
 from tests.support.backend import SECRET, BackendProcess, backend_config
 from tests.support.kube import KubeCluster
 from tests.support.llamastack import LlamaStackServer
-from tests.support.model_server import Reply, ScriptedModel, _free_port
+from tests.support.model_server import Received, Reply, ScriptedModel, _free_port
 
-pytestmark = [pytest.mark.browser, pytest.mark.llamastack, pytest.mark.kube,
-              pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.llamastack,
+    pytest.mark.kube,
+    pytest.mark.asyncio(loop_scope="session"),
+]
 
 # One theme per React version so both themes get real content in the screenshots.
 VARIANTS = [pytest.param("16", "light", id="react16"), pytest.param("19", "dark", id="react19")]
@@ -43,6 +47,9 @@ HOSTILE = (
     "<iframe src=\"javascript:window.parent.__pwned='iframe'\"></iframe>\n\n"
     "![pixel](https://evil.example/beacon.png)"
 )
+
+
+OpenHost = Callable[..., Awaitable[HostPage]]  # (base_url, react, theme, dev=False) -> HostPage
 
 
 @dataclass
@@ -66,12 +73,18 @@ def world(
         backend_config(
             llama_stack_073.url,
             provider="responses",
-            kubernetes={"enabled": True, "kubeconfig": str(kube_cluster.admin_kubeconfig), "argocd_namespace": "argocd"},
+            kubernetes={
+                "enabled": True,
+                "kubeconfig": str(kube_cluster.admin_kubeconfig),
+                "argocd_namespace": "argocd",
+            },
             limits={"requests_per_minute": 0},
         ),
         workdir,
     ).start()
-    proxy = ArgoCDProxy(backend_url=backend.url, secret=SECRET, extra_routes=host_routes(extensions_dir, config))
+    proxy = ArgoCDProxy(
+        backend_url=backend.url, secret=SECRET, extra_routes=host_routes(extensions_dir, config)
+    )
     proxy.add_app(App(APP_NAMESPACE, APP_NAME))
     proxy.start()
     try:
@@ -82,9 +95,9 @@ def world(
 
 
 @pytest_asyncio.fixture(loop_scope="session")
-async def open_host(chromium: Browser, model: ScriptedModel) -> AsyncIterator[object]:
+async def open_host(chromium: Browser, model: ScriptedModel) -> AsyncIterator[OpenHost]:
     """Factory: a fresh browser context (own cookies and sessionStorage) logged in as alice."""
-    contexts = []
+    contexts: list[BrowserContext] = []
 
     async def open_(base_url: str, react: str, theme: str, dev: bool = False) -> HostPage:
         context = await chromium.new_context(viewport={"width": 1400, "height": 900})
@@ -100,16 +113,20 @@ async def open_host(chromium: Browser, model: ScriptedModel) -> AsyncIterator[ob
         await context.close()
 
 
-async def wait_model(model: ScriptedModel, predicate, timeout_s: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+async def wait_model(
+    model: ScriptedModel, predicate: Callable[[list[Received]], bool], timeout_s: float = 15.0
+) -> bool:
     # ScriptedModel.wait_for blocks; keep the event loop (and Playwright) running meanwhile.
     return await asyncio.to_thread(model.wait_for, predicate, timeout_s)
 
 
 @pytest.mark.parametrize(("react", "theme"), VARIANTS)
-async def test_ask_stream_follow_up_switch_tabs_and_reload(world: World, open_host, react: str, theme: str) -> None:  # type: ignore[no-untyped-def]
+async def test_ask_stream_follow_up_switch_tabs_and_reload(
+    world: World, open_host: OpenHost, react: str, theme: str
+) -> None:
     model = world.model
     model.script(Reply(text=ANSWER, token_delay_s=0.06), Reply(text="Pin the image tag and sync again."))
-    host: HostPage = await open_host(world.proxy.url, react, theme)
+    host = await open_host(world.proxy.url, react, theme)
     page = host.page
     await host.open_assistant(DEPLOYMENT_NODE)
     await expect(page.get_by_test_id("aa-subject")).to_have_text("Deployment guestbook-ui")
@@ -129,8 +146,12 @@ async def test_ask_stream_follow_up_switch_tabs_and_reload(world: World, open_ho
     md = turn.get_by_test_id("aa-markdown")
     await expect(md.locator("strong")).to_have_text("guestbook-ui")
     await expect(md.locator("ol > li")).to_have_count(2)
-    await expect(md.locator(".aa-code code")).to_have_text("kubectl -n browser-guestbook describe deploy guestbook-ui\n")
-    await expect(md.locator('a[href="https://argo-cd.readthedocs.io/"]')).to_have_attribute("target", "_blank")
+    await expect(md.locator(".aa-code code")).to_have_text(
+        "kubectl -n browser-guestbook describe deploy guestbook-ui\n"
+    )
+    await expect(md.locator('a[href="https://argo-cd.readthedocs.io/"]')).to_have_attribute(
+        "target", "_blank"
+    )
     copy = md.locator(".aa-code__copy")
     await copy.click()
     await expect(copy).to_have_text("Copied")
@@ -179,9 +200,15 @@ async def test_ask_stream_follow_up_switch_tabs_and_reload(world: World, open_ho
     await expect(host.panel).to_be_visible()
     await expect(host.turns()).to_have_count(2)
     await expect(host.turns().nth(0).get_by_test_id("aa-question")).to_have_text("Why is this Degraded?")
-    await expect(host.turns().nth(0).get_by_test_id("aa-markdown")).to_contain_text("guestbook-ui is Degraded")
-    await expect(host.turns().nth(1).get_by_test_id("aa-question")).to_have_text("And how do I fix it?\nBriefly.")
-    await expect(host.turns().nth(1).get_by_test_id("aa-markdown")).to_have_text("Pin the image tag and sync again.")
+    await expect(host.turns().nth(0).get_by_test_id("aa-markdown")).to_contain_text(
+        "guestbook-ui is Degraded"
+    )
+    await expect(host.turns().nth(1).get_by_test_id("aa-question")).to_have_text(
+        "And how do I fix it?\nBriefly."
+    )
+    await expect(host.turns().nth(1).get_by_test_id("aa-markdown")).to_have_text(
+        "Pin the image tag and sync again."
+    )
     assert len(model.completions()) == calls
     await host.screenshot("4-restored-after-reload")
 
@@ -192,11 +219,11 @@ async def test_ask_stream_follow_up_switch_tabs_and_reload(world: World, open_ho
 
 
 @pytest.mark.parametrize(("react", "theme"), VARIANTS)
-async def test_stop_mid_answer_disconnects(world: World, open_host, react: str, theme: str) -> None:  # type: ignore[no-untyped-def]
+async def test_stop_mid_answer_disconnects(world: World, open_host: OpenHost, react: str, theme: str) -> None:
     model = world.model
     long_answer = " ".join(f"word{i}" for i in range(300))
     model.script(Reply(text=long_answer, token_delay_s=0.1))
-    host: HostPage = await open_host(world.proxy.url, react, theme)
+    host = await open_host(world.proxy.url, react, theme)
     page = host.page
     await host.open_assistant(DEPLOYMENT_NODE)
     await host.ask("Explain this Deployment")
@@ -209,24 +236,34 @@ async def test_stop_mid_answer_disconnects(world: World, open_host, react: str, 
     shown = await turn.get_by_test_id("aa-markdown").inner_text()
     assert "word299" not in shown
     # The disconnect travels browser -> proxy -> backend -> Llama Stack -> model.
-    assert await wait_model(model, lambda r: bool(r) and r[-1].disconnected), "the model never saw the disconnect"
+    assert await wait_model(model, lambda r: bool(r) and r[-1].disconnected), (
+        "the model never saw the disconnect"
+    )
     assert model.completions()[-1].finished is not None
     await host.screenshot("5-stopped")
     host.assert_no_page_errors()
 
 
 @pytest.mark.parametrize(("react", "theme"), VARIANTS)
-async def test_backend_down_shows_a_clear_message(world: World, open_host, extensions_dir: Path, react: str, theme: str) -> None:  # type: ignore[no-untyped-def]
+async def test_backend_down_shows_a_clear_message(
+    world: World, open_host: OpenHost, extensions_dir: Path, react: str, theme: str
+) -> None:
     # Argo CD in front of a backend that is not running: its proxy answers 502.
-    config = {"application": {"apiVersion": "argoproj.io/v1alpha1", "kind": "Application",
-                              "metadata": {"name": APP_NAME, "namespace": APP_NAMESPACE},
-                              "spec": {"project": "default"}, "status": {"health": {"status": "Degraded"}}}}
+    config = {
+        "application": {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Application",
+            "metadata": {"name": APP_NAME, "namespace": APP_NAMESPACE},
+            "spec": {"project": "default"},
+            "status": {"health": {"status": "Degraded"}},
+        }
+    }
     dead = f"http://127.0.0.1:{_free_port()}"
     proxy = ArgoCDProxy(backend_url=dead, secret=SECRET, extra_routes=host_routes(extensions_dir, config))
     proxy.add_app(App(APP_NAMESPACE, APP_NAME))
     proxy.start()
     try:
-        host: HostPage = await open_host(proxy.url, react, theme)
+        host = await open_host(proxy.url, react, theme)
         await host.open_assistant("app")
         await host.ask("Why is this Degraded?")
         error = host.turns().nth(0).get_by_test_id("aa-error")
@@ -246,10 +283,12 @@ async def test_backend_down_shows_a_clear_message(world: World, open_host, exten
 
 
 @pytest.mark.parametrize(("react", "theme"), VARIANTS)
-async def test_hostile_markdown_does_not_execute(world: World, open_host, react: str, theme: str) -> None:  # type: ignore[no-untyped-def]
+async def test_hostile_markdown_does_not_execute(
+    world: World, open_host: OpenHost, react: str, theme: str
+) -> None:
     world.model.script(Reply(text=HOSTILE))
     # React's development build here, so its warnings about the chat's rendering surface too.
-    host: HostPage = await open_host(world.proxy.url, react, theme, dev=True)
+    host = await open_host(world.proxy.url, react, theme, dev=True)
     page = host.page
     dialogs: list[str] = []
     page.on("dialog", lambda d: dialogs.append(d.message))
@@ -274,17 +313,22 @@ async def test_hostile_markdown_does_not_execute(world: World, open_host, react:
     await turn.get_by_test_id("aa-context").locator("summary").click()
     await host.screenshot("7-hostile-markdown")
     host.assert_no_page_errors()
-    react_warnings = [w for w in host.console_errors + host.console_warnings
-                      if "Warning:" in w or "React" in w]
+    react_warnings = [
+        w for w in host.console_errors + host.console_warnings if "Warning:" in w or "React" in w
+    ]
     assert react_warnings == [], react_warnings
 
 
 @pytest.mark.parametrize(("react", "theme"), VARIANTS)
-async def test_no_extension_permission_says_whom_to_ask(world: World, chromium: Browser, react: str, theme: str) -> None:
+async def test_no_extension_permission_says_whom_to_ask(
+    world: World, chromium: Browser, react: str, theme: str
+) -> None:
     # A user without `extensions, invoke, assistant`: Argo CD's proxy answers 401 before the backend.
     context = await chromium.new_context(viewport={"width": 1400, "height": 900})
     try:
-        await context.add_cookies([{"name": "argocd.token", "value": "noinvoke-token", "url": world.proxy.url}])
+        await context.add_cookies(
+            [{"name": "argocd.token", "value": "noinvoke-token", "url": world.proxy.url}]
+        )
         host = HostPage(await context.new_page(), world.proxy.url, react, theme)
         await host.open()
         await host.open_assistant(DEPLOYMENT_NODE)

@@ -15,7 +15,7 @@ APP_NAME = "browser-guestbook"
 DEST_NAMESPACE = "browser-guestbook"
 DEPLOYMENT_NODE = f"apps/Deployment/{DEST_NAMESPACE}/guestbook-ui"
 
-_DEPLOYMENT = {
+_DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1",
     "kind": "Deployment",
     "metadata": {"name": "guestbook-ui", "namespace": DEST_NAMESPACE, "labels": {"app": "guestbook-ui"}},
@@ -24,31 +24,51 @@ _DEPLOYMENT = {
         "selector": {"matchLabels": {"app": "guestbook-ui"}},
         "template": {
             "metadata": {"labels": {"app": "guestbook-ui"}},
-            "spec": {"containers": [{"name": "guestbook-ui", "image": "gcr.io/heptio-images/ks-guestbook-demo:0.3"}]},
+            "spec": {
+                "containers": [
+                    {"name": "guestbook-ui", "image": "gcr.io/heptio-images/ks-guestbook-demo:0.3"}
+                ]
+            },
         },
     },
 }
-_SERVICE = {
+_SERVICE: dict[str, Any] = {
     "apiVersion": "v1",
     "kind": "Service",
     "metadata": {"name": "guestbook-ui", "namespace": DEST_NAMESPACE},
     "spec": {"ports": [{"port": 80, "targetPort": 80}], "selector": {"app": "guestbook-ui"}},
 }
 _RESOURCES = [
-    {"version": "v1", "kind": "Service", "namespace": DEST_NAMESPACE, "name": "guestbook-ui",
-     "status": "Synced", "health": {"status": "Healthy"}},
-    {"group": "apps", "version": "v1", "kind": "Deployment", "namespace": DEST_NAMESPACE, "name": "guestbook-ui",
-     "status": "OutOfSync", "health": {"status": "Degraded", "message": "Deployment exceeded its progress deadline"}},
+    {
+        "version": "v1",
+        "kind": "Service",
+        "namespace": DEST_NAMESPACE,
+        "name": "guestbook-ui",
+        "status": "Synced",
+        "health": {"status": "Healthy"},
+    },
+    {
+        "group": "apps",
+        "version": "v1",
+        "kind": "Deployment",
+        "namespace": DEST_NAMESPACE,
+        "name": "guestbook-ui",
+        "status": "OutOfSync",
+        "health": {"status": "Degraded", "message": "Deployment exceeded its progress deadline"},
+    },
 ]
-_APPLICATION = {
+_APPLICATION: dict[str, Any] = {
     "apiVersion": "argoproj.io/v1alpha1",
     "kind": "Application",
     "metadata": {"name": APP_NAME, "namespace": APP_NAMESPACE},
     "spec": {
         "project": "default",
         "destination": {"server": "https://kubernetes.default.svc", "namespace": DEST_NAMESPACE},
-        "source": {"repoURL": "https://github.com/argoproj/argocd-example-apps", "path": "guestbook",
-                   "targetRevision": "HEAD"},
+        "source": {
+            "repoURL": "https://github.com/argoproj/argocd-example-apps",
+            "path": "guestbook",
+            "targetRevision": "HEAD",
+        },
     },
     "status": {"sync": {"status": "OutOfSync"}, "health": {"status": "Degraded"}, "resources": _RESOURCES},
 }
@@ -60,7 +80,7 @@ def create_world(cluster: KubeCluster) -> dict[str, Any]:
     cluster.ensure_namespace(DEST_NAMESPACE)
     for obj in (_DEPLOYMENT, _SERVICE):
         meta = obj["metadata"]
-        if cluster.get(str(obj["apiVersion"]), str(obj["kind"]), meta["name"], meta["namespace"]) is None:  # type: ignore[index]
+        if cluster.get(obj["apiVersion"], obj["kind"], meta["name"], meta["namespace"]) is None:
             cluster.create(obj)
     if cluster.get("argoproj.io/v1alpha1", "Application", APP_NAME, APP_NAMESPACE) is None:
         cluster.create(_APPLICATION, status=True)
@@ -71,8 +91,14 @@ def create_world(cluster: KubeCluster) -> dict[str, Any]:
     for res in app["status"]["resources"]:
         group = res.get("group", "")
         api_version = f"{group}/{res['version']}" if group else res["version"]
-        node = {"group": group, "version": res["version"], "kind": res["kind"], "namespace": res["namespace"],
-                "name": res["name"], "health": res.get("health", {})}
+        node = {
+            "group": group,
+            "version": res["version"],
+            "kind": res["kind"],
+            "namespace": res["namespace"],
+            "name": res["name"],
+            "health": res.get("health", {}),
+        }
         nodes.append(node)
         live[f"{group}/{res['kind']}/{res['namespace']}/{res['name']}"] = cluster.get(
             api_version, res["kind"], res["name"], res["namespace"]
