@@ -229,6 +229,12 @@ async def test_stop_mid_answer_disconnects(world: World, open_host: OpenHost, re
     await host.ask("Explain this Deployment")
     turn = host.turns().nth(0)
     await expect(turn.get_by_test_id("aa-markdown")).to_contain_text("word3")
+    # Leaving the tab unmounts the panel; the answer keeps streaming and is there on return.
+    await host.tab("Summary")
+    await expect(host.panel).to_have_count(0)
+    await host.tab("Assistant")
+    await expect(turn).to_have_attribute("data-status", "streaming")
+    await expect(turn.get_by_test_id("aa-markdown")).to_contain_text("word8")
     await page.get_by_test_id("aa-stop").click()
     await expect(turn).to_have_attribute("data-status", "stopped")
     await expect(turn.get_by_test_id("aa-stopped")).to_be_visible()
