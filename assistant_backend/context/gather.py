@@ -135,6 +135,11 @@ def selector_string(selector: Mapping[str, Any] | None) -> str | None:
     return ",".join(parts) or None
 
 
+def _revision(replica_set: Mapping[str, Any]) -> int:
+    value = str((meta(replica_set).get("annotations") or {}).get("deployment.kubernetes.io/revision", "0"))
+    return int(value) if value.isdigit() else 0
+
+
 def container_statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     status = pod.get("status") or {}
     return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
@@ -186,23 +191,20 @@ class Gatherer:
             )
 
         async def one(entry: Mapping[str, Any]) -> None:
-            obj = await self._try(
-                resource_label(entry),
-                self.client.get(
-                    entry.get("group") or "",
-                    str(entry.get("kind")),
+            group, kind = entry.get("group") or "", str(entry.get("kind"))
+            try:
+                obj = await self.client.get(
+                    group,
+                    kind,
                     str(entry.get("name")),
                     entry.get("namespace") or None,
                     entry.get("version") or None,
-                ),
-            )
-            if obj is None:
-                await self.note_missing(
-                    entry.get("group") or "",
-                    str(entry.get("kind")),
-                    resource_label(entry),
-                    entry.get("version"),
                 )
+            except KubeError as exc:
+                self.snap.note(f"could not read {resource_label(entry)}: {exc.reason}")
+                return
+            if obj is None:
+                await self.note_missing(group, kind, resource_label(entry), entry.get("version"))
                 return
             obj.setdefault("kind", entry.get("kind"))
             self.snap.problems.append(obj)
@@ -232,25 +234,17 @@ class Gatherer:
         if kind == "Pod":
             self._add_pods([obj])
         elif (group, kind) == ("apps", "Deployment"):
-            sets = await self._try(
-                f"ReplicaSets of {label(obj)}",
-                self.client.list(
-                    "apps", "ReplicaSet", ns, label_selector=selector_string(spec.get("selector"))
+            selector = selector_string(spec.get("selector"))
+            sets, pods = await asyncio.gather(
+                self._try(
+                    f"ReplicaSets of {label(obj)}",
+                    self.client.list("apps", "ReplicaSet", ns, label_selector=selector),
                 ),
+                self._try(f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=selector)),
             )
-            mine = [rs for rs in sets or [] if owned_by(rs, owner)]
-            mine.sort(
-                key=lambda rs: int(
-                    (meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision", "0") or 0
-                ),
-                reverse=True,
-            )
+            mine = sorted((rs for rs in sets or [] if owned_by(rs, owner)), key=_revision, reverse=True)
             mine = mine[:2]  # the current rollout and the one before it
             self.snap.related.extend(mine)
-            pods = await self._try(
-                f"Pods of {label(obj)}",
-                self.client.list("", "Pod", ns, label_selector=selector_string(spec.get("selector"))),
-            )
             uids = {str(meta(rs).get("uid")) for rs in mine}
             self._add_pods([p for p in pods or [] if any(owned_by(p, u) for u in uids)])
         elif (group, kind) in {
