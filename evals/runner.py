@@ -325,8 +325,8 @@ class ScenarioRun:
             leaks=leaks,
             tokens=bundle.tokens_total,
             budget=bundle.budget,
-            findings=list(engine.last_findings),
-            gather_ms=round(engine.last_timing.gather_ms, 1),
+            findings=list(bundle.findings),
+            gather_ms=round(bundle.gather_ms or 0.0, 1),
             notes=list(bundle.notes),
             text=bundle.text,
         )

@@ -61,6 +61,8 @@ class ContextBundle:
     items: tuple[ContextItem, ...]
     budget: int
     notes: tuple[str, ...] = field(default=())  # what could not be read, in plain words
+    findings: tuple[str, ...] = field(default=())  # ids of the deterministic findings that fired
+    gather_ms: float | None = None  # time spent reading the clusters, when any were read
 
     @property
     def tokens_total(self) -> int:

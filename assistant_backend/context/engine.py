@@ -54,7 +54,8 @@ class KubeContext:
         self._deadline = deadline_s
         self._call_timeout = call_timeout_s
         self.last_timing = Timing(0.0, 0.0)
-        self.last_findings: tuple[str, ...] = ()  # rule ids of the last build (evals report them)
+        # The last build's numbers, for single-caller tools (evals, benchmarks); each bundle carries its own.
+        self.last_findings: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KubeContext:
@@ -134,7 +135,24 @@ class KubeContext:
         self.last_timing = Timing(gather_ms, (time.perf_counter() - started) * 1000)
         if not items:
             items = (ContextItem("note", subject, estimate_tokens(text)),)
-        return ContextBundle(text=text, items=items, budget=self._budget, notes=tuple(snap.notes))
+        log.debug(
+            "context for %s (%s): %d items, %d tokens, %d notes, findings %s, gather %.0f ms",
+            caller.application,
+            subject,
+            len(items),
+            sum(i.tokens for i in items),
+            len(snap.notes),
+            ",".join(self.last_findings) or "-",
+            gather_ms,
+        )
+        return ContextBundle(
+            text=text,
+            items=items,
+            budget=self._budget,
+            notes=tuple(snap.notes),
+            findings=self.last_findings,
+            gather_ms=gather_ms if snap.app is not None else None,
+        )
 
     async def _from_destination(self, snap: Snapshot, caller: Caller, resource: ResourceRef | None) -> None:
         assert snap.app is not None
