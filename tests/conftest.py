@@ -9,6 +9,8 @@ Fixture summary (import nothing, just name them):
 - ``llama_stack_035`` / ``llama_stack_073``: session :class:`LlamaStackServer` s.
 - ``combo``: parametrised over agents@0.3.5, responses@0.3.5, responses@0.7.3 (use it to run a test
   on every supported server/provider pair); ``combo.provider``, ``combo.llama_stack``.
+- ``kube_cluster`` / ``fake_kubelet``: one real kube-apiserver (+ etcd, controllers) and test kubelet per
+  session (``tests/support/kube.py``).
 - ``start_backend(config) -> BackendProcess`` and ``start_proxy(backend_url, **kw) -> ArgoCDProxy``:
   factories that stop what they started at teardown. ``backend_config(...)`` builds a config.
 """
@@ -24,6 +26,8 @@ import pytest
 
 from tests.support.argocd_proxy import ArgoCDProxy
 from tests.support.backend import SECRET, BackendProcess
+from tests.support.kube import kube_cluster  # noqa: F401  (session: one real control plane for all folders)
+from tests.support.kubelet import fake_kubelet  # noqa: F401
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import ScriptedModel
 

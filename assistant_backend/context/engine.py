@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from ..config import Settings
@@ -30,14 +30,6 @@ from .tokens import estimate_tokens
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Timing:
-    """How long the last build took, for logs, evals and benchmarks."""
-
-    gather_ms: float
-    total_ms: float
-
-
 class KubeContext:
     def __init__(
         self,
@@ -53,9 +45,6 @@ class KubeContext:
         self._log_lines = log_lines
         self._deadline = deadline_s
         self._call_timeout = call_timeout_s
-        self.last_timing = Timing(0.0, 0.0)
-        # The last build's numbers, for single-caller tools (evals, benchmarks); each bundle carries its own.
-        self.last_findings: tuple[str, ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KubeContext:
@@ -92,7 +81,6 @@ class KubeContext:
         await self.registry.aclose()
 
     async def build(self, caller: Caller, resource: ResourceRef | None, question: str) -> ContextBundle:
-        started = time.perf_counter()
         if resource is not None and (resource.group, resource.kind, resource.name) == (
             "argoproj.io",
             "Application",
@@ -122,7 +110,7 @@ class KubeContext:
             )
             gather_ms = (time.perf_counter() - t0) * 1000
         findings = run_rules(snap)
-        self.last_findings = tuple(f.rule for f in findings)
+        fired = tuple(f.rule for f in findings)
         header = (
             f"# Kubernetes context for Argo CD Application {caller.application} (project {caller.project})\n"
             f"The question is about: {subject}\n"
@@ -132,7 +120,6 @@ class KubeContext:
         reserved = estimate_tokens(header) + 20 + sum(estimate_tokens(n) + 2 for n in snap.notes)
         fitted = fit(sections, self._budget, reserved=reserved)
         text, items = assemble(header, fitted, snap.notes)
-        self.last_timing = Timing(gather_ms, (time.perf_counter() - started) * 1000)
         if not items:
             items = (ContextItem("note", subject, estimate_tokens(text)),)
         log.debug(
@@ -142,7 +129,7 @@ class KubeContext:
             len(items),
             sum(i.tokens for i in items),
             len(snap.notes),
-            ",".join(self.last_findings) or "-",
+            ",".join(fired) or "-",
             gather_ms,
         )
         return ContextBundle(
@@ -150,7 +137,7 @@ class KubeContext:
             items=items,
             budget=self._budget,
             notes=tuple(snap.notes),
-            findings=self.last_findings,
+            findings=fired,
             gather_ms=gather_ms if snap.app is not None else None,
         )
 

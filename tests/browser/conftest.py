@@ -118,4 +118,3 @@ class HostPage:
 
 
 # The real parts the end-to-end scenarios need (shared fixtures from tests/support).
-from tests.support.kube import kube_cluster  # noqa: E402, F401  (session fixture -> KubeCluster)

@@ -4,8 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.kube import KubeCluster, kube_cluster, running_cluster  # noqa: F401
-from tests.support.kubelet import fake_kubelet  # noqa: F401
+from tests.support.kube import KubeCluster, running_cluster
 
 
 @pytest.fixture(scope="session")
