@@ -127,6 +127,12 @@ async def delete_conversation(request: Request) -> Response:
     return Response(status_code=204)
 
 
+async def conversation(request: Request) -> Response:
+    if request.method == "DELETE":
+        return await delete_conversation(request)
+    return await get_conversation(request)
+
+
 async def list_models(request: Request) -> Response:
     _authenticate(request)
     catalog = _services(request).catalog
@@ -280,8 +286,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             Route("/v1/chat", chat, methods=["POST"]),
-            Route("/v1/conversations/{conversation_id}", get_conversation, methods=["GET"]),
-            Route("/v1/conversations/{conversation_id}", delete_conversation, methods=["DELETE"]),
+            # One route for both methods, so a 405 on this path lists both in its Allow header.
+            Route("/v1/conversations/{conversation_id}", conversation, methods=["GET", "DELETE"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/v1/openapi.json", openapi_schema, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),

@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from . import __version__, requests
+from . import __version__, identity, requests
 from .config import Settings
 from .errors import STATUS, ErrorCode
 from .identity import (
     APPLICATION_HEADER,
+    CONTROL_PLANE_NAMESPACE_HEADER,
     GROUPS_HEADER,
     PROJECT_HEADER,
     USER_ID_HEADER,
@@ -52,11 +53,22 @@ def _responses(ok: dict[str, dict[str, Any]], *statuses: int) -> dict[str, Any]:
     return responses
 
 
+# "Blank" as the backend decides it (str.strip), spelled out: regex engines disagree on what \s means.
+_NOT_BLANK = "[^" + "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace()) + "]"
+
+
+def _unanchored(pattern: str) -> str:
+    return pattern.removeprefix("^").removesuffix("$")
+
+
+def _optional(pattern: str) -> str:
+    """An optional header may be sent empty: Argo CD's proxy treats empty as absent, and so do we."""
+    return f"^({_unanchored(pattern)})?$"
+
+
 def _identity_parameters() -> list[dict[str, Any]]:
-    def header(name: str, required: bool, description: str, pattern: str | None = None) -> dict[str, Any]:
-        schema: dict[str, Any] = {"type": "string", "minLength": 1}
-        if pattern:
-            schema["pattern"] = pattern
+    def header(name: str, required: bool, description: str, pattern: str) -> dict[str, Any]:
+        schema = {"type": "string", "pattern": pattern}
         return {
             "name": name,
             "in": "header",
@@ -65,17 +77,36 @@ def _identity_parameters() -> list[dict[str, Any]]:
             "description": description,
         }
 
+    application = (
+        f"^{_unanchored(identity._DNS_LABEL.pattern)}:{_unanchored(identity._DNS_SUBDOMAIN.pattern)}$"
+    )
     return [
+        header(APPLICATION_HEADER, True, "`<namespace>:<application>`, set by Argo CD", application),
         header(
-            APPLICATION_HEADER,
+            PROJECT_HEADER,
             True,
-            "`<namespace>:<application>`, set by Argo CD",
-            r"^[a-z0-9-]+:[a-z0-9.-]+$",
+            "The Application's project, checked by Argo CD",
+            identity._DNS_SUBDOMAIN.pattern,
         ),
-        header(PROJECT_HEADER, True, "The Application's project, checked by Argo CD"),
-        header(USERNAME_HEADER, False, "Set by Argo CD 2.13+; one of this or the user id is required"),
-        header(USER_ID_HEADER, False, "Set by Argo CD 3.2+; wins over the user name"),
-        header(GROUPS_HEADER, False, "Comma-separated; advisory only"),
+        header(
+            USERNAME_HEADER,
+            False,
+            "Set by Argo CD 2.13+; this or the user id is required (400 missing_header)",
+            _optional(identity._USER.pattern),
+        ),
+        header(
+            USER_ID_HEADER,
+            False,
+            "Set by Argo CD 3.2+; wins over the user name",
+            _optional(identity._USER.pattern),
+        ),
+        header(GROUPS_HEADER, False, "Comma-separated; advisory only, never trusted", r"^[^\x00-\x1f\x7f]*$"),
+        header(
+            CONTROL_PLANE_NAMESPACE_HEADER,
+            False,
+            "The Argo CD control plane's namespace",
+            _optional(identity._DNS_LABEL.pattern),
+        ),
     ]
 
 
@@ -84,8 +115,9 @@ def _request_schemas(settings: Settings) -> dict[str, Any]:
     schemas: dict[str, Any] = top["$defs"]
     chat = schemas["ChatRequest"]
     chat["properties"]["question"].update(
-        {"maxLength": settings.limits.max_question_chars, "pattern": r"\S", "description": "Not blank"}
+        {"maxLength": settings.limits.max_question_chars, "pattern": _NOT_BLANK, "description": "Not blank"}
     )
+    chat["properties"]["model"]["anyOf"][0]["pattern"] = requests._MODEL.pattern
     resource = schemas["ResourceIn"]["properties"]
     for field, regex in (
         ("group", requests._GROUP),
@@ -94,7 +126,8 @@ def _request_schemas(settings: Settings) -> dict[str, Any]:
         ("name", requests._NAME),
     ):
         resource[field]["pattern"] = regex.pattern
-    resource["namespace"]["anyOf"][0]["pattern"] = requests._NAMESPACE.pattern
+    # Empty means cluster-scoped, like null.
+    resource["namespace"]["anyOf"][0]["pattern"] = _optional(requests._NAMESPACE.pattern)
     no_dots = {"not": {"pattern": r"\.\."}}
     resource["name"].update(no_dots)
     resource["namespace"]["anyOf"][0].update(no_dots)
@@ -160,6 +193,57 @@ def _response_schemas() -> dict[str, Any]:
             "type": "object",
             "properties": {"input_tokens": nullable_int, "output_tokens": nullable_int},
         },
+        "ChatEvent": {"oneOf": [_event(name, data) for name, data in _event_data().items()]},
+    }
+
+
+def _closed(required: dict[str, Any], optional: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "additionalProperties": False,
+        "properties": {**required, **(optional or {})},
+    }
+
+
+def _event_data() -> dict[str, dict[str, Any]]:
+    """The JSON ``data`` of each SSE event of ``POST /v1/chat`` (stream.py)."""
+    string, integer, nullable_string = {"type": "string"}, {"type": "integer"}, {"type": ["string", "null"]}
+    item = _closed(
+        {
+            "kind": string,
+            "ref": string,
+            "tokens": integer,
+            "truncated": {"type": "boolean"},
+            "redactions": integer,
+        }
+    )
+    return {
+        "start": _closed({"conversation_id": nullable_string, "provider": string, "model": string}),
+        "context": _closed(
+            {"items": {"type": "array", "items": item}, "tokens_total": integer, "budget": integer},
+            {"sent": {"type": "boolean"}, "notes": {"type": "array", "items": string}},
+        ),
+        "token": _closed({"text": string}),
+        "end": _closed(
+            {
+                "conversation_id": string,
+                "usage": {"anyOf": [{"$ref": "#/components/schemas/Usage"}, {"type": "null"}]},
+                "elapsed_ms": integer,
+            }
+        ),
+        "error": {"$ref": "#/components/schemas/Error/properties/error"},
+    }
+
+
+def _event(name: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"const": name},
+            "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+        },
     }
 
 
@@ -200,7 +284,12 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                         {
                             "200": {
                                 "description": _SSE_DESCRIPTION,
-                                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                                # OpenAPI 3.1 without itemSchema: the schema describes each event.
+                                "content": {
+                                    "text/event-stream": {
+                                        "schema": {"$ref": "#/components/schemas/ChatEvent"}
+                                    }
+                                },
                             }
                         },
                         403,

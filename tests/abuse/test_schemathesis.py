@@ -1,0 +1,69 @@
+"""Schemathesis against the running backend, from the schema it publishes at /v1/openapi.json.
+
+Every check schemathesis has (``--checks all``): no 5xx, status codes, content types and bodies
+(JSON and each SSE event) as documented, invalid data refused, valid data accepted, Allow headers
+on 405. Identity headers are valid and fixed (the hostile-request table covers header attacks), so
+the fuzzing goes into bodies and paths. ``FUZZ_EXAMPLES`` (default 100 per operation) and
+``FUZZ_SEED`` make longer or reproducible runs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant_backend.errors import STATUS, ErrorCode
+from tests.support.backend import BackendProcess
+from tests.support.llamastack import LlamaStackServer
+
+from .conftest import IDENTITY, start_backend_for
+
+pytestmark = [pytest.mark.llamastack, pytest.mark.fuzz]
+
+HERE = Path(__file__).resolve().parent
+FUZZ_IDENTITY = {**IDENTITY, "Argocd-User-Id": "alice-id", "Argocd-User-Groups": "dev"}
+
+
+@pytest.fixture(scope="module")
+def fuzz_backend(llama_stack_073: LlamaStackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
+    backend = start_backend_for(llama_stack_073, tmp_path_factory.mktemp("fuzz"),
+                                limits={"requests_per_minute": 0, "max_streams_per_user": 0})
+    yield backend
+    backend.stop()
+
+
+def test_schema_is_published_to_argo_cd_only(fuzz_backend: BackendProcess) -> None:
+    assert httpx.get(f"{fuzz_backend.url}/v1/openapi.json").status_code == 401
+    schema = httpx.get(f"{fuzz_backend.url}/v1/openapi.json", headers=IDENTITY).json()
+    assert schema["openapi"].startswith("3.1")
+    assert set(schema["paths"]) == {"/v1/chat", "/v1/conversations/{conversation_id}", "/v1/models"}
+    codes = schema["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+    assert codes == [code.value for code in ErrorCode]
+    chat_statuses = {int(s) for s in schema["paths"]["/v1/chat"]["post"]["responses"]}
+    client_facing = set(STATUS.values()) - {405}  # 405 is the router's, on any path
+    assert client_facing <= chat_statuses, client_facing - chat_statuses
+
+
+def test_schemathesis_finds_nothing(fuzz_backend: BackendProcess, artifacts_dir: Path) -> None:
+    report = artifacts_dir / "schemathesis-junit.xml"
+    argv = [
+        str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(HERE / "schemathesis.toml"),
+        "run", f"{fuzz_backend.url}/v1/openapi.json", "--checks", "all",
+        "--max-examples", os.environ.get("FUZZ_EXAMPLES", "100"), "--workers", "2",
+        "--report", "junit", "--report-junit-path", str(report), "--output-truncate", "true",
+    ]
+    if os.environ.get("FUZZ_SEED"):
+        argv += ["--seed", os.environ["FUZZ_SEED"]]
+    for name, value in FUZZ_IDENTITY.items():
+        argv += ["--header", f"{name}: {value}"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False,
+                            env={**os.environ, "NO_COLOR": "1"})
+    summary = result.stdout[-6000:]
+    assert result.returncode == 0, f"schemathesis found problems (junit: {report}):\n{summary}\n{result.stderr[-2000:]}"
+    assert " passed" in summary and "generated" in summary, summary
