@@ -16,7 +16,6 @@ import binascii
 import json
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -107,18 +106,10 @@ def _b64(value: Any) -> bytes:
         return b""
 
 
-def _write_temp(data: bytes, suffix: str) -> str:
-    handle = tempfile.NamedTemporaryFile(prefix="argocd-assistant-", suffix=suffix, delete=False)  # noqa: SIM115
-    with handle:
-        handle.write(data)
-    os.chmod(handle.name, 0o600)
-    return handle.name
-
-
 def credentials_from_cluster_secret(secret: Mapping[str, Any]) -> tuple[Credentials | None, str | None]:
     """Argo CD's declarative cluster Secret -> credentials, or why it cannot be used.
 
-    Blocking (writes client-certificate temp files): call in a thread.
+    Blocking (decoding; the client's TLS context is built from it next): call in a thread.
     """
     data = secret.get("data") or {}
     server = _b64(data.get("server", "")).decode(errors="replace").strip()
@@ -134,17 +125,16 @@ def credentials_from_cluster_secret(secret: Mapping[str, Any]) -> tuple[Credenti
         return None, f"cluster {server}: exec/AWS authentication is not supported by the assistant"
     tls = config.get("tlsClientConfig") or {}
     ca = _b64(tls["caData"]) if tls.get("caData") else None
-    cert_file = key_file = None
+    cert_pem = key_pem = None
     if tls.get("certData") and tls.get("keyData"):
-        cert_file = _write_temp(_b64(tls["certData"]), ".crt")
-        key_file = _write_temp(_b64(tls["keyData"]), ".key")
+        cert_pem, key_pem = _b64(tls["certData"]), _b64(tls["keyData"])
     return (
         Credentials(
             server=server,
             ca_pem=ca or None,
             insecure=bool(tls.get("insecure")),
-            cert_file=cert_file,
-            key_file=key_file,
+            cert_pem=cert_pem,
+            key_pem=key_pem,
             token=config.get("bearerToken") or None,
             tls_server_name=tls.get("serverName") or None,
         ),

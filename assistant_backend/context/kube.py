@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ class Credentials:
     insecure: bool = False
     cert_file: str | None = None
     key_file: str | None = None
+    cert_pem: bytes | None = None  # from Argo CD cluster Secrets: held in memory, never left on disk
+    key_pem: bytes | None = None
     token: str | None = None
     token_file: str | None = None
     tls_server_name: str | None = None
@@ -63,6 +66,15 @@ class Credentials:
         )
         if self.cert_file and self.key_file:
             context.load_cert_chain(self.cert_file, self.key_file)
+        elif self.cert_pem and self.key_pem:
+            # ssl only loads client keys from files: write them to a private directory for the load
+            # and remove it at once, so no key outlives this call on disk.
+            with tempfile.TemporaryDirectory(prefix="argocd-assistant-") as private:
+                cert, key = Path(private, "tls.crt"), Path(private, "tls.key")
+                for path, data in ((cert, self.cert_pem), (key, self.key_pem)):
+                    path.touch(mode=0o600)
+                    path.write_bytes(data)
+                context.load_cert_chain(cert, key)
         return context
 
 

@@ -139,11 +139,11 @@ class FakeKubelet:
 
         ca_key, ca_cert = make_ca("fake-kubelet-ca")
         key, cert = make_serving_cert(ca_key, ca_cert, "fake-kubelet", ["localhost"], ["127.0.0.1"])
-        certdir = Path(tempfile.mkdtemp(prefix="fake-kubelet-"))
-        (certdir / "tls.crt").write_bytes(_pem_cert(cert))
-        (certdir / "tls.key").write_bytes(_pem_key(key))
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(certdir / "tls.crt", certdir / "tls.key")
+        with tempfile.TemporaryDirectory(prefix="fake-kubelet-") as certdir:  # only needed for the load
+            (Path(certdir) / "tls.crt").write_bytes(_pem_cert(cert))
+            (Path(certdir) / "tls.key").write_bytes(_pem_key(key))
+            context.load_cert_chain(Path(certdir) / "tls.crt", Path(certdir) / "tls.key")
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
         server.socket = context.wrap_socket(server.socket, server_side=True)

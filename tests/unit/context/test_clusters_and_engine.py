@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ from assistant_backend.context.engine import KubeContext
 from assistant_backend.context.factory import build_context_source
 from assistant_backend.context.reference import ReferenceContext
 from assistant_backend.identity import Caller
+from tests.support.kube import _pem_cert, _pem_key, make_ca, make_serving_cert
 
 
 def b64(value: str | bytes) -> str:
@@ -41,13 +44,21 @@ def test_bearer_token_and_ca_from_a_cluster_secret() -> None:
     )
 
 
-def test_client_certificates_are_written_privately(tmp_path: Path) -> None:
+def test_client_certificates_stay_in_memory_and_load_without_leaving_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca_key, ca_cert = make_ca("cluster-ca")
+    key, cert = make_serving_cert(ca_key, ca_cert, "argocd-manager", ["localhost"], ["127.0.0.1"])
     creds, _ = credentials_from_cluster_secret(
-        secret({"tlsClientConfig": {"certData": b64("CERT"), "keyData": b64("KEY"), "insecure": True}})
+        secret({"tlsClientConfig": {"certData": b64(_pem_cert(cert)), "keyData": b64(_pem_key(key)),
+                                    "caData": b64(_pem_cert(ca_cert))}})
     )
-    assert creds is not None and creds.insecure and creds.cert_file and creds.key_file
-    assert Path(creds.key_file).read_bytes() == b"KEY"
-    assert Path(creds.key_file).stat().st_mode & 0o077 == 0
+    assert creds is not None and creds.cert_pem == _pem_cert(cert) and creds.key_pem == _pem_key(key)
+    assert creds.cert_file is None and creds.key_file is None
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    context = creds.ssl_context()
+    assert isinstance(context, ssl.SSLContext)  # the real key loaded into a real TLS context
+    assert list(tmp_path.iterdir()) == [], "no key material may remain on disk"
 
 
 @pytest.mark.parametrize(
