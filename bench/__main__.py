@@ -1,0 +1,63 @@
+"""``python -m bench`` (``make bench``): run the benchmarks, print their tables, write JSON to bench/results/.
+
+Sizes are flags (and ``BENCH_*`` environment variables) so a laptop run can be short and a
+careful run long; the defaults keep the whole run under ten minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from .common import RESULTS
+
+ALL = ("overhead", "concurrency", "tokens", "context")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(ALL)),
+                        help=f"comma-separated subset of {', '.join(ALL)}")
+    parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_REQUESTS", "30")),
+                        help="overhead: requests per path")
+    parser.add_argument("--levels", default=os.environ.get("BENCH_LEVELS", "50,200,500"),
+                        help="concurrency: simultaneous streams per level")
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "10,100,300"),
+                        help="context: resources per Application")
+    args = parser.parse_args()
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(chosen) - set(ALL)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+
+    outputs: list[str] = []
+    for name in chosen:
+        started = time.monotonic()
+        print(f"== {name} ...", file=sys.stderr, flush=True)
+        if name == "overhead":
+            from . import overhead
+
+            text = overhead.run(requests=args.requests)
+        elif name == "concurrency":
+            from . import concurrency
+
+            text = concurrency.run(levels=[int(x) for x in args.levels.split(",")])
+        elif name == "tokens":
+            from . import tokens
+
+            text = tokens.run()
+        else:
+            from . import context
+
+            text = context.run(sizes=[int(x) for x in args.sizes.split(",")])
+        print(text, flush=True)
+        print(f"({name}: {time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        outputs.append(text)
+    print(f"\nJSON results in {RESULTS}/", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
