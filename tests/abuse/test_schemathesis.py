@@ -50,7 +50,7 @@ def test_schema_is_published_to_argo_cd_only(fuzz_backend: BackendProcess) -> No
     assert client_facing <= chat_statuses, client_facing - chat_statuses
 
 
-def test_schemathesis_finds_nothing(fuzz_backend: BackendProcess, artifacts_dir: Path) -> None:
+def test_schemathesis_finds_nothing(fuzz_backend: BackendProcess, artifacts_dir: Path, tmp_path: Path) -> None:
     report = artifacts_dir / "schemathesis-junit.xml"
     argv = [
         str(Path(sys.executable).with_name("schemathesis")), "--config-file", str(HERE / "schemathesis.toml"),
@@ -62,8 +62,8 @@ def test_schemathesis_finds_nothing(fuzz_backend: BackendProcess, artifacts_dir:
         argv += ["--seed", os.environ["FUZZ_SEED"]]
     for name, value in FUZZ_IDENTITY.items():
         argv += ["--header", f"{name}: {value}"]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False,
-                            env={**os.environ, "NO_COLOR": "1"})
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False, cwd=tmp_path,
+                            env={**os.environ, "NO_COLOR": "1"})  # its cache dir goes to tmp_path
     summary = result.stdout[-6000:]
     assert result.returncode == 0, f"schemathesis found problems (junit: {report}):\n{summary}\n{result.stderr[-2000:]}"
     assert " passed" in summary and "generated" in summary, summary
