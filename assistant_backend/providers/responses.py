@@ -46,6 +46,67 @@ log = logging.getLogger(__name__)
 MAX_TRACKED_RESPONSES = 64
 
 
+_SAMPLE_RESPONSE: dict[str, Any] = {
+    "id": "resp_warm",
+    "object": "response",
+    "created_at": 0,
+    "model": "warm-up",
+    "parallel_tool_calls": False,
+    "tool_choice": "auto",
+    "tools": [],
+    "status": "completed",
+    "output": [
+        {
+            "type": "message",
+            "id": "msg_warm",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "ok", "annotations": []}],
+        }
+    ],
+    "usage": {
+        "input_tokens": 1,
+        "output_tokens": 1,
+        "total_tokens": 2,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": 0},
+    },
+}
+
+
+def _warm_sdk_types() -> None:
+    """Build the SDK's lazily built stream-event parsers once, at start.
+
+    Otherwise the first ``response.completed`` the process parses costs 0.3-0.9 s of CPU on the
+    event loop, and every stream in flight freezes for that long (bench/concurrency.py showed a
+    ~0.9 s gap in all 50 streams of the first burst). An optimisation only: never fatal.
+    """
+    try:
+        from openai._models import construct_type
+        from openai.types.responses import ResponseStreamEvent
+
+        for event in (
+            {
+                "type": "response.created",
+                "sequence_number": 0,
+                "response": {**_SAMPLE_RESPONSE, "output": []},
+            },
+            {
+                "type": "response.output_text.delta",
+                "sequence_number": 1,
+                "item_id": "msg_warm",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": "ok",
+                "logprobs": [],
+            },
+            {"type": "response.completed", "sequence_number": 2, "response": _SAMPLE_RESPONSE},
+        ):
+            construct_type(type_=ResponseStreamEvent, value=event)
+    except Exception:  # the SDK moved its internals: lose the warm-up, not the service
+        log.debug("could not warm the OpenAI SDK's types", exc_info=True)
+
+
 class ResponsesProvider:
     name = "responses"
 
@@ -53,6 +114,7 @@ class ResponsesProvider:
         self._stack = stack
         self._config = config
         self._client: openai.AsyncOpenAI | None = None
+        _warm_sdk_types()
 
     async def _openai(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -100,6 +162,7 @@ class ResponsesProvider:
         return UpstreamTurn(self._events(stream, previous_ids), stream.close)
 
     async def _events(self, stream: Any, previous_ids: list[str]) -> AsyncGenerator[ProviderEvent, None]:
+        completed: Completed | None = None
         try:
             async for event in stream:
                 kind = getattr(event, "type", "")
@@ -112,14 +175,19 @@ class ResponsesProvider:
                     usage = None
                     if response.usage is not None:
                         usage = Usage(response.usage.input_tokens, response.usage.output_tokens)
-                    yield Completed(state={"responses": ids}, usage=usage)
-                    return
+                    # Don't stop here: Llama Stack stores the response after this event, inside the
+                    # stream, and closing now races (or cancels) that write, so a follow-up or a
+                    # restore would not find it. The stream ends once it is stored.
+                    completed = Completed(state={"responses": ids}, usage=usage)
                 elif kind in ("response.failed", "response.incomplete", "error"):
                     log.warning("Llama Stack reported %s", kind)
                     yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the model failed to answer")
                     return
-            yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
-        except Exception as exc:
+            if completed is not None:
+                yield completed
+            else:
+                yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
+        except Exception as exc:  # every upstream failure becomes an error event
             error = api_error_from(exc)
             log.warning("Llama Stack stream failed: %s", type(exc).__name__)
             yield Failed(error.code, error.message)
