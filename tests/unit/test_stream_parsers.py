@@ -143,3 +143,51 @@ def test_turns_from_captured_input_items_skip_context(version: str) -> None:
     assert [t.question for t in turns] == ["Why OutOfSync?", "And now?"]
     assert turns[0].answer.startswith("Scripted answer about: Why OutOfSync?")
     assert turns[1].answer == ""  # the last answer lives in the response itself, not in its input items
+
+
+async def test_responses_provider_keeps_reading_until_llama_stack_has_stored_the_response() -> None:
+    """Llama Stack stores a response after sending ``response.completed``, inside the stream (0.3.x);
+    a client that closes at ``completed`` races that write or cancels it, and the follow-up fails."""
+    import asyncio
+
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    from tests.support.model_server import _free_port
+    from tests.support.threaded import ThreadedServer
+
+    captured = (DATA / "responses-0.3.5-stream.sse").read_bytes()
+    state = {"stored": False}
+
+    async def responses(request: object) -> StreamingResponse:
+        async def body():  # type: ignore[no-untyped-def]
+            yield captured  # every event, response.completed last
+            await asyncio.sleep(0.3)  # the store write, after the terminal event
+            state["stored"] = True
+
+        return StreamingResponse(body(), media_type=SSE)
+
+    async def version(request: object) -> StreamingResponse:
+        return StreamingResponse(iter([b'{"version": "0.3.5"}']), media_type="application/json")
+
+    port = _free_port()
+    server = ThreadedServer(Starlette(routes=[Route("/v1/version", version), Route("/v1/responses", responses,
+                                                                                   methods=["POST"])]),
+                            "127.0.0.1", port, "storing-llama-stack")
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=url) as http:
+            provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=url))
+            turn = await provider.open_turn(_request())
+            seen = []
+            async for event in turn:
+                seen.append(event)
+                if isinstance(event, Completed):
+                    assert state["stored"], "Completed was reported before Llama Stack finished storing"
+            await turn.aclose()
+            assert isinstance(seen[-1], Completed), seen[-3:]
+            await provider.aclose()
+    finally:
+        server.stop()
