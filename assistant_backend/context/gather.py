@@ -309,7 +309,9 @@ class Gatherer:
     async def _second_stage(self, namespaces: list[str]) -> None:
         """Events of everything reached, logs of unhealthy Pods, PVCs of Pending Pods."""
         calls: list[Awaitable[None]] = [self._namespace_events(ns) for ns in namespaces]
-        unhealthy = [p for p in self.snap.pods if pod_unhealthy(p)][:MAX_LOG_PODS]
+        # Pods arrived in whatever order their reads finished: pick whose logs to read by name, so
+        # the same cluster state always gives the same context (see engine._canonical_order).
+        unhealthy = sorted((p for p in self.snap.pods if pod_unhealthy(p)), key=label)[:MAX_LOG_PODS]
         for pod in unhealthy:
             calls.extend(self._logs(pod))
         claims: set[tuple[str, str]] = set()
