@@ -132,6 +132,10 @@ manifests: kubectl-check ## render every kustomization under manifests/ into bui
 eval: dev kube-bin ## context-engine failure scenarios on a real apiserver: table + test-artifacts/evals.json
 	$(BIN)/python -m evals
 
+.PHONY: bench
+bench: dev llama-stack-venvs kube-bin ## benchmarks (overhead, concurrency, context, tokens): tables + bench/results/*.json; BENCH_ARGS="--only overhead"
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
 .PHONY: test
 test: test-deps lint ## everything CI runs: lint, unit, real Llama Stack, real apiserver, real browser
 	cd extension-ui && npm run --silent typecheck && npm test --silent
