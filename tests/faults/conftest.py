@@ -44,14 +44,14 @@ class Outcome:
 
 
 async def converse(url: str, question: str = "Why is it Degraded?", *, deadline_s: float = 60,
-                   **body: object) -> Outcome:
+                   headers: dict[str, str] | None = None, **body: object) -> Outcome:
     """One chat turn read to its end, failing (not hanging) if it takes longer than ``deadline_s``."""
     started = time.monotonic()
     events: list[Event] = []
     async with httpx.AsyncClient(timeout=httpx.Timeout(deadline_s)) as client:
         async with asyncio.timeout(deadline_s):
             async with client.stream("POST", f"{url}/v1/chat", json={"question": question, **body},
-                                     headers=IDENTITY) as response:
+                                     headers=headers or IDENTITY) as response:
                 if not response.headers.get("content-type", "").startswith("text/event-stream"):
                     await response.aread()
                     return Outcome(response.status_code, [], response.json()["error"], time.monotonic() - started)

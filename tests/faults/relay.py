@@ -1,0 +1,69 @@
+"""A TCP relay in front of a real server that delays what clients send, per connection.
+
+TLS passes through untouched (the apiserver's certificate still verifies). ``delay_s`` applies to
+every connection; ``fast_connections`` exempts the first N connections, so a client's first pooled
+connection stays quick while every further one hangs: some API calls answer, others time out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+
+
+class DelayRelay:
+    def __init__(self, target_host: str, target_port: int, *, delay_s: float = 0.0, fast_connections: int = 0) -> None:
+        self.target = (target_host, target_port)
+        self.delay_s = delay_s
+        self.fast_connections = fast_connections
+        self.connections = 0
+        self._ids = itertools.count()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.port = 0
+        self._thread = threading.Thread(target=self._run, daemon=True, name="delay-relay")
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("delay relay did not start")
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", 0))
+        self.port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+        try:
+            while data := await reader.read(65536):
+                if delay:
+                    await asyncio.sleep(delay)
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = next(self._ids)
+        self.connections += 1
+        delay = 0.0 if index < self.fast_connections else self.delay_s
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(self._pipe(reader, up_writer, delay), self._pipe(up_reader, writer, 0.0))
+
+    def stop(self) -> None:
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)

@@ -1,0 +1,126 @@
+"""Kubernetes failing under the backend: API errors for some calls (RBAC refusals from the real
+apiserver) and calls that hang (a relay that stalls every connection but the first). The answer
+still streams, the context says what is missing, and the whole request keeps its deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evals.scale import LargeApp, create_large_application
+from tests.support.backend import BackendProcess, backend_config
+from tests.support.kube import KubeCluster, running_cluster
+from tests.support.kubelet import FakeKubelet
+from tests.support.llamastack import LlamaStackServer
+from tests.support.model_server import ScriptedModel
+
+from .conftest import IDENTITY, UNLIMITED, converse
+from .relay import DelayRelay
+
+pytestmark = [pytest.mark.kube, pytest.mark.llamastack, pytest.mark.faults]
+
+DEADLINE_S = 3.0
+CALL_TIMEOUT_S = 1.0
+
+
+@dataclass
+class World:
+    cluster: KubeCluster
+    app: LargeApp
+    workdir: Path
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    workdir = tmp_path_factory.mktemp("kube-faults")
+    with running_cluster(workdir / "cluster", controllers=False) as cluster:
+        kubelet = FakeKubelet.start()
+        try:
+            yield World(cluster, create_large_application(cluster, kubelet, resources=30, unhealthy=3), workdir)
+        finally:
+            kubelet.stop()
+
+
+def _backend(start_backend: Callable[..., BackendProcess], llama: LlamaStackServer, kubeconfig: Path) -> BackendProcess:
+    return start_backend(backend_config(
+        llama.url, "responses", limits=UNLIMITED,
+        kubernetes={"enabled": True, "kubeconfig": str(kubeconfig), "argocd_namespace": "argocd"},
+        context={"gather_deadline_s": DEADLINE_S, "call_timeout_s": CALL_TIMEOUT_S},
+    ))
+
+
+def _headers(app: LargeApp) -> dict[str, str]:
+    return {**IDENTITY, "Argocd-Application-Name": f"{app.namespace}:big"}
+
+
+def _limited_kubeconfig(world: World) -> Path:
+    """A service account that may read the Application and workloads, but not Pod logs nor Events."""
+    cluster = world.cluster
+    cluster.ensure_namespace("argocd")
+    rules = [
+        {"apiGroups": ["argoproj.io"], "resources": ["applications"], "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list"]},
+        {"apiGroups": [""], "resources": ["pods", "services", "configmaps", "endpoints"], "verbs": ["get", "list"]},
+    ]
+    cluster.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                    "metadata": {"name": "assistant-no-logs"}, "rules": rules})
+    cluster.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "assistant-no-logs"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                "name": "assistant-no-logs"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "no-logs", "namespace": "argocd"}]})
+    token = cluster.service_account_token("argocd", "no-logs")
+    return cluster.kubeconfig_for_token(token, world.workdir / "no-logs.kubeconfig")
+
+
+async def test_some_calls_forbidden_answer_still_comes(
+    world: World, llama_stack_073: LlamaStackServer, start_backend: Callable[..., BackendProcess],
+    model: ScriptedModel,
+) -> None:
+    backend = _backend(start_backend, llama_stack_073, _limited_kubeconfig(world))
+    pod = world.app.unhealthy_pod
+    resource = {"group": "", "version": "v1", "kind": "Pod", "namespace": pod.namespace, "name": pod.name}
+    outcome = await converse(backend.url, "Why does it crash?", deadline_s=60, headers=_headers(world.app),
+                             resource=resource)
+    assert outcome.names[0] == "start" and outcome.names[-1] == "end", outcome.names
+    context = outcome.events[1].data
+    notes = " ".join(context["notes"]).lower()
+    assert "log" in notes and "event" in notes, context["notes"]
+    kinds = {item["kind"] for item in context["items"]}
+    assert "logs" not in kinds
+    seen = model.completions()[-1].text()
+    assert pod.name in seen, "what could be read still reaches the model"
+    assert any(note in seen for note in context["notes"]), "the model is told what is missing"
+
+
+async def test_hanging_calls_keep_the_deadline(
+    world: World, llama_stack_073: LlamaStackServer, start_backend: Callable[..., BackendProcess],
+    model: ScriptedModel,
+) -> None:
+    host, port = world.cluster.url.removeprefix("https://").split(":")
+    relay = DelayRelay(host, int(port), delay_s=60, fast_connections=1)
+    try:
+        config = yaml.safe_load(world.cluster.admin_kubeconfig.read_text())
+        for entry in config["clusters"]:
+            entry["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
+        kubeconfig = world.workdir / "hanging.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        backend = _backend(start_backend, llama_stack_073, kubeconfig)
+
+        started = time.monotonic()
+        outcome = await converse(backend.url, "Why is it Degraded?", deadline_s=60, headers=_headers(world.app))
+        assert outcome.names[-1] == "end", outcome.names
+        assert relay.connections > 1, "the engine never opened a second connection: nothing hung"
+        notes = outcome.events[1].data["notes"]
+        assert notes, "the context must say what could not be read"
+        assert any("timed out" in n or "deadline" in n for n in notes), notes
+        # The gather deadline bounds the context; the scripted answer itself takes well under a second.
+        assert outcome.seconds < DEADLINE_S + 5, f"the request took {outcome.seconds:.1f}s"
+        assert time.monotonic() - started < DEADLINE_S + 5
+    finally:
+        relay.stop()
