@@ -20,7 +20,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--only", default=os.environ.get("BENCH_ONLY", ",".join(ALL)),
                         help=f"comma-separated subset of {', '.join(ALL)}")
-    parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_REQUESTS", "30")),
+    parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_REQUESTS", "20")),
                         help="overhead: requests per path")
     parser.add_argument("--levels", default=os.environ.get("BENCH_LEVELS", "50,200,500"),
                         help="concurrency: simultaneous streams per level")

@@ -56,7 +56,7 @@ async def _measure(requests: int, tokens: int, token_delay: float, first_delay: 
         return {"timings": timings, "context_s": _context_seconds(metrics)}
 
 
-def run(requests: int = 30, tokens: int = 50, token_delay: float = 0.02, first_delay: float = 0.2) -> str:
+def run(requests: int = 20, tokens: int = 50, token_delay: float = 0.02, first_delay: float = 0.2) -> str:
     measured = asyncio.run(_measure(requests, tokens, token_delay, first_delay))
     timings: dict[str, list[Timing]] = measured["timings"]
     context_s: float = measured["context_s"]

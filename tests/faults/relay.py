@@ -8,6 +8,7 @@ connection stays quick while every further one hangs: some API calls answer, oth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 
@@ -34,28 +35,30 @@ class DelayRelay:
         self._ready.set()
         self._loop.run_forever()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delayed: bool) -> None:
         try:
             while data := await reader.read(65536):
-                if delay:
-                    await asyncio.sleep(delay)
+                if delayed and self.delay_s:  # read each time: a benchmark changes it between runs
+                    await asyncio.sleep(self.delay_s)
                 writer.write(data)
                 await writer.drain()
-        except (ConnectionError, OSError):
-            pass
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass  # a peer went away, or the relay is stopping
         finally:
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         index = next(self._ids)
         self.connections += 1
-        delay = 0.0 if index < self.fast_connections else self.delay_s
+        delayed = index >= self.fast_connections
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
+        except (OSError, asyncio.CancelledError):
             writer.close()
             return
-        await asyncio.gather(self._pipe(reader, up_writer, delay), self._pipe(up_reader, writer, 0.0))
+        # On stop() end quietly: asyncio's stream callback would log a cancelled handler task.
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(self._pipe(reader, up_writer, delayed), self._pipe(up_reader, writer, False))
 
     def stop(self) -> None:
         async def cancel_all() -> None:
