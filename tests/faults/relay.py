@@ -19,6 +19,7 @@ class DelayRelay:
         self.delay_s = delay_s
         self.fast_connections = fast_connections
         self.connections = 0
+        self.client_chunks = 0  # writes from clients: with TLS, a rough count of requests (never 0 for one)
         self._ids = itertools.count()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -35,9 +36,13 @@ class DelayRelay:
         self._ready.set()
         self._loop.run_forever()
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delayed: bool) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delayed: bool, *, upstream: bool
+    ) -> None:
         try:
             while data := await reader.read(65536):
+                if upstream:
+                    self.client_chunks += 1
                 if delayed and self.delay_s:  # read each time: a benchmark changes it between runs
                     await asyncio.sleep(self.delay_s)
                 writer.write(data)
@@ -58,7 +63,10 @@ class DelayRelay:
             return
         # On stop() end quietly: asyncio's stream callback would log a cancelled handler task.
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(self._pipe(reader, up_writer, delayed), self._pipe(up_reader, writer, False))
+            await asyncio.gather(
+                self._pipe(reader, up_writer, delayed, upstream=True),
+                self._pipe(up_reader, writer, False, upstream=False),
+            )
 
     def stop(self) -> None:
         async def cancel_all() -> None:
