@@ -15,7 +15,7 @@ import yaml
 from evals.scale import LargeApp, create_large_application
 from tests.faults.relay import DelayRelay
 from tests.support.backend import BackendProcess, backend_config
-from tests.support.kube import running_cluster
+from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import ScriptedModel
@@ -37,31 +37,30 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(llama_stack_073: LlamaStackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(llama_stack_073: LlamaStackServer, kube_cluster: KubeCluster, fake_kubelet: FakeKubelet,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """The session's control plane, reached through a relay that counts what the backend sends."""
     workdir: Path = tmp_path_factory.mktemp("hostile-kube")
-    with running_cluster(workdir / "cluster", controllers=False) as cluster:
-        kubelet = FakeKubelet.start()
-        host, port = cluster.url.removeprefix("https://").split(":")
-        relay = DelayRelay(host, int(port))  # no delay: it only counts connections
+    host, port = kube_cluster.url.removeprefix("https://").split(":")
+    relay = DelayRelay(host, int(port))  # no delay: it only counts
+    try:
+        mine = create_large_application(kube_cluster, fake_kubelet, resources=9, unhealthy=1)
+        theirs = create_large_application(kube_cluster, fake_kubelet, resources=9, unhealthy=1)
+        config = yaml.safe_load(kube_cluster.admin_kubeconfig.read_text())
+        for entry in config["clusters"]:
+            entry["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
+        kubeconfig = workdir / "relayed.kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(config))
+        backend = BackendProcess(backend_config(
+            llama_stack_073.url, "responses", limits={"requests_per_minute": 0, "max_streams_per_user": 0},
+            kubernetes={"enabled": True, "kubeconfig": str(kubeconfig), "argocd_namespace": "argocd"},
+        ), workdir / "backend").start()
         try:
-            mine = create_large_application(cluster, kubelet, resources=9, unhealthy=1)
-            theirs = create_large_application(cluster, kubelet, resources=9, unhealthy=1)
-            config = yaml.safe_load(cluster.admin_kubeconfig.read_text())
-            for entry in config["clusters"]:
-                entry["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
-            kubeconfig = workdir / "relayed.kubeconfig"
-            kubeconfig.write_text(yaml.safe_dump(config))
-            backend = BackendProcess(backend_config(
-                llama_stack_073.url, "responses", limits={"requests_per_minute": 0, "max_streams_per_user": 0},
-                kubernetes={"enabled": True, "kubeconfig": str(kubeconfig), "argocd_namespace": "argocd"},
-            ), workdir / "backend").start()
-            try:
-                yield World(backend, relay, mine, theirs)
-            finally:
-                backend.stop()
+            yield World(backend, relay, mine, theirs)
         finally:
-            relay.stop()
-            kubelet.stop()
+            backend.stop()
+    finally:
+        relay.stop()
 
 
 def chat(world: World, headers: dict[str, str], **body: object) -> httpx.Response:
@@ -129,7 +128,9 @@ def test_target_cluster_headers_are_ignored(world: World, model: ScriptedModel) 
                                           "Argocd-Target-Cluster-Name": "evil"}), resource=deployment(world.mine))
     plain_events, forged_events = events_of(plain), events_of(forged)
     assert plain_events[-1].name == "end" and forged_events[-1].name == "end"
-    assert forged_events[1].data["items"] == plain_events[1].data["items"]
-    assert forged_events[1].data["notes"] == plain_events[1].data["notes"]
+    # The same objects were read (the controllers may move their status on in between: compare refs).
+    refs = {item["ref"] for item in forged_events[1].data["items"]}
+    assert refs and refs == {item["ref"] for item in plain_events[1].data["items"]}
+    assert not any("evil" in note for note in forged_events[1].data["notes"])
     seen = "\n".join(r.text() for r in model.completions())
     assert "evil" not in seen and "svc-000" in seen

@@ -5,7 +5,7 @@ still streams, the context says what is missing, and the whole request keeps its
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import yaml
 
 from evals.scale import LargeApp, create_large_application
 from tests.support.backend import BackendProcess, backend_config
-from tests.support.kube import KubeCluster, running_cluster
+from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import ScriptedModel
@@ -36,14 +36,10 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    workdir = tmp_path_factory.mktemp("kube-faults")
-    with running_cluster(workdir / "cluster", controllers=False) as cluster:
-        kubelet = FakeKubelet.start()
-        try:
-            yield World(cluster, create_large_application(cluster, kubelet, resources=30, unhealthy=3), workdir)
-        finally:
-            kubelet.stop()
+def world(kube_cluster: KubeCluster, fake_kubelet: FakeKubelet, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The session's control plane (shared with the other folders) and an Application of 30 resources."""
+    app = create_large_application(kube_cluster, fake_kubelet, resources=30, unhealthy=3)
+    return World(kube_cluster, app, tmp_path_factory.mktemp("kube-faults"))
 
 
 def _backend(start_backend: Callable[..., BackendProcess], llama: LlamaStackServer, kubeconfig: Path) -> BackendProcess:
@@ -67,13 +63,15 @@ def _limited_kubeconfig(world: World) -> Path:
         {"apiGroups": ["apps"], "resources": ["deployments", "replicasets"], "verbs": ["get", "list"]},
         {"apiGroups": [""], "resources": ["pods", "services", "configmaps", "endpoints"], "verbs": ["get", "list"]},
     ]
-    cluster.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                    "metadata": {"name": "assistant-no-logs"}, "rules": rules})
-    cluster.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-                    "metadata": {"name": "assistant-no-logs"},
-                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                                "name": "assistant-no-logs"},
-                    "subjects": [{"kind": "ServiceAccount", "name": "no-logs", "namespace": "argocd"}]})
+    if cluster.get("rbac.authorization.k8s.io/v1", "ClusterRole", "assistant-no-logs") is None:
+        cluster.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                        "metadata": {"name": "assistant-no-logs"}, "rules": rules})
+    if cluster.get("rbac.authorization.k8s.io/v1", "ClusterRoleBinding", "assistant-no-logs") is None:
+        cluster.create({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+                        "metadata": {"name": "assistant-no-logs"},
+                        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                                    "name": "assistant-no-logs"},
+                        "subjects": [{"kind": "ServiceAccount", "name": "no-logs", "namespace": "argocd"}]})
     token = cluster.service_account_token("argocd", "no-logs")
     return cluster.kubeconfig_for_token(token, world.workdir / "no-logs.kubeconfig")
 
