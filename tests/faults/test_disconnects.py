@@ -96,6 +96,7 @@ def _quiescent(probe: BackendProbe, timeout_s: float = 60) -> dict[str, float]:
     raise AssertionError(f"the backend did not settle: {probe.snapshot()}")
 
 
+@pytest.mark.timeout(900)
 async def test_a_thousand_disconnects_leak_nothing(
     llama_stack_073: LlamaStackServer, start_backend: Callable[..., BackendProcess], model: ScriptedModel,
     artifacts_dir: Path,
