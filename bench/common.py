@@ -68,7 +68,6 @@ class Stack:
     llama_stack: LlamaStackServer
     backend: BackendProcess
     proxy: ArgoCDProxy
-    processes: list[Any] = field(default_factory=list)
 
     @property
     def backend_pid(self) -> int:
