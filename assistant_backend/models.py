@@ -28,8 +28,16 @@ class ModelCatalog:
 
     async def default(self) -> str:
         models = await self.models()
-        if self._configured_default is not None:
-            return self._configured_default
+        configured = self._configured_default
+        if configured is not None:
+            if configured not in models and configured not in await self.models(refresh=True):
+                # Llama Stack would fail every turn inside the stream: say so at readiness instead.
+                raise ApiError(
+                    ErrorCode.NOT_READY,
+                    f"configured llama_stack.model {configured!r} is not offered by Llama Stack; "
+                    f"available: {', '.join(models) or 'none'}",
+                )
+            return configured
         if not models:
             raise ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack lists no LLM")
         return models[0]

@@ -119,6 +119,8 @@ class ResponsesProvider:
     async def _openai(self) -> openai.AsyncOpenAI:
         if self._client is None:
             version = await self._stack.version()
+            if self._client is not None:  # another request created it while we awaited
+                return self._client
             prefix = "/v1" if version.at_least(0, 3) else "/v1/openai/v1"
             config = self._config
             # openai 3.x runs on its own HTTP stack (httpx2), so it gets its own pooled client.
