@@ -10,96 +10,22 @@ by the backend and is not counted.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import uvicorn
-from starlette.applications import Starlette
-from starlette.background import BackgroundTask
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
-from assistant_backend.context.tokens import estimate_tokens
 from evals.scale import create_large_application
 from tests.support.backend import SECRET, BackendProcess, backend_config
 from tests.support.llamastack import LlamaStackServer
-from tests.support.model_server import _free_port
+from tests.support.recording_relay import RecordingRelay, sent_tokens
 
 from .common import WORK, model_process, save, table
 from .kube import kube
 
 FOLLOW_UPS = 3
-COMBOS = (("responses", "0.7.3"), ("agents", "0.3.5"))
-
-
-class RecordingRelay:
-    """Forwards everything to Llama Stack and keeps the bodies of POSTs (what the backend sent)."""
-
-    def __init__(self, target: str) -> None:
-        self.target = target
-        self.port = _free_port()
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        self._client = httpx.AsyncClient(timeout=None)
-        app = Starlette(routes=[Route("/{path:path}", self._relay, methods=["GET", "POST", "DELETE"])])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="off"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.01)
-
-    async def _relay(self, request: Request) -> Response:
-        body = await request.body()
-        if request.method == "POST" and body:
-            self.posts.append((request.url.path, json.loads(body)))
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
-        upstream = await self._client.send(
-            self._client.build_request(request.method, self.target + request.url.path,
-                                       params=request.query_params.multi_items(), headers=headers, content=body),
-            stream=True)
-
-        async def relay() -> AsyncIterator[bytes]:
-            async for chunk in upstream.aiter_raw():
-                yield chunk
-
-        return StreamingResponse(relay(), status_code=upstream.status_code,
-                                 headers={k: v for k, v in upstream.headers.items()
-                                          if k.lower() not in ("content-length", "transfer-encoding", "connection")},
-                                 background=BackgroundTask(upstream.aclose))
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
-
-
-def sent_tokens(posts: list[tuple[str, dict[str, Any]]]) -> int:
-    """Tokens of text the backend sent: instructions and messages, however each API names them."""
-    total = 0
-    for _, body in posts:
-        texts: list[str] = []
-        for key in ("instructions",):
-            if isinstance(body.get(key), str):
-                texts.append(body[key])
-        config = body.get("agent_config") or {}
-        if isinstance(config.get("instructions"), str):
-            texts.append(config["instructions"])
-        for message in [*(body.get("input") or []), *(body.get("messages") or [])]:
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, str):
-                texts.append(content)
-            elif isinstance(content, list):
-                texts.extend(str(part.get("text", "")) for part in content if isinstance(part, dict))
-        total += sum(estimate_tokens(t) for t in texts)
-    return total
+COMBOS = (("responses", "0.7.3"), ("responses", "0.3.5"), ("agents", "0.3.5"))
 
 
 @contextmanager
@@ -107,7 +33,7 @@ def _backend(provider: str, version: str, kubeconfig: str) -> Iterator[tuple[Bac
     tag = f"tokens-{provider}-{version}"
     with model_process(20, 0.0, 0.0, tag) as model_url:
         llama = LlamaStackServer(version, model_url, WORK / tag / "llama-stack").start()
-        relay = RecordingRelay(llama.url)
+        relay = RecordingRelay(llama.url).start()
         try:
             config = backend_config(relay.url, provider, kubernetes={"enabled": True, "kubeconfig": kubeconfig,
                                                                      "argocd_namespace": "argocd"},
@@ -163,8 +89,8 @@ def run() -> str:
                  ["provider", "question about", "context tokens", "first turn", "follow-ups", "context resent", "max follow-up / first"],
                  rows)
     met = all(r["ratio"] <= 0.10 for r in results)
-    text += (f"\n\nTarget follow-ups <= 10% of the first turn: {'met' if met else 'MISSED'}. The Responses API does "
-             "not carry `instructions` over `previous_response_id`, so they are resent every turn; the Agents API "
-             "keeps them in the agent.")
+    text += (f"\n\nTarget follow-ups <= 10% of the first turn: {'met' if met else 'MISSED'}. Responses: the first "
+             "turn sends the instructions as a `developer` input item, which `previous_response_id` carries to every "
+             "follow-up (the `instructions` field is not carried); Agents: they live in the agent config.")
     save("tokens", {"results": results, "target_met": met})
     return text

@@ -5,6 +5,8 @@ Facts this relies on (DESIGN.md section 3, re-checked against a real 0.3.5):
 - only streaming turns work; the stream is ``data: {"event": {"payload": {...}}}`` lines with no
   ``event:`` lines and no ``[DONE]``; ``turn_start`` is never sent;
 - 0.2.x sends an empty first text delta and tool-call arguments as an object, 0.3.x as a JSON string;
+- the agent config holds the instructions and the session the history, so a turn sends only its
+  new messages: a follow-up never resends the instructions;
 - an agent is (model, instructions, sampling): we create one per such triple and reuse it, and one
   session per conversation; ``GET .../session/{s}`` returns the turns, ``DELETE`` forgets it (204);
   a session that does not exist answers 400 on 0.3.x.
@@ -36,6 +38,7 @@ from .base import (
     is_context_message,
 )
 from .llamastack import LlamaStack, Version, api_error_from
+from .sse import data_batches
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +61,24 @@ def agents_path(version: Version) -> str:
     return "/v1alpha/agents" if version.at_least(0, 3) else "/v1/agents"
 
 
-def parse_stream_line(line: str) -> dict[str, Any] | None:
-    """One SSE line of a turn stream -> its payload (or an ``{"error": ...}`` dict), else None."""
-    if not line.startswith("data:"):
-        return None
-    data = json.loads(line[5:].strip())
+def payload_of(data: Any) -> dict[str, Any]:
+    """One decoded ``data:`` object of a turn stream -> its payload (or an ``{"error": ...}`` dict)."""
     if not isinstance(data, dict):
         raise ValueError("turn stream data is not an object")
     if "error" in data:
         return {"event_type": "error", "error": data["error"]}
-    payload = data.get("event", {}).get("payload")
+    event = data.get("event")
+    payload = event.get("payload") if isinstance(event, dict) else None
     if not isinstance(payload, dict):
         raise ValueError("turn stream event has no payload")
     return payload
+
+
+def parse_stream_line(line: str) -> dict[str, Any] | None:
+    """One SSE line of a turn stream -> its payload (or an ``{"error": ...}`` dict), else None."""
+    if not line.startswith("data:"):
+        return None
+    return payload_of(json.loads(line[5:].strip()))
 
 
 def tool_call_arguments(tool_call: dict[str, Any]) -> dict[str, Any]:
@@ -165,36 +173,45 @@ class AgentsProvider:
         self, response: httpx.Response, state: dict[str, str]
     ) -> AsyncGenerator[ProviderEvent, None]:
         try:
-            async for line in response.aiter_lines():
-                payload = parse_stream_line(line)
-                if payload is None:
-                    continue
-                kind = payload.get("event_type")
-                if kind == "step_progress":
-                    delta = payload.get("delta") or {}
-                    if delta.get("type") == "text" and delta.get("text"):
-                        yield TextDelta(str(delta["text"]))
-                    elif delta.get("type") == "tool_call":
-                        call = delta.get("tool_call")
-                        if isinstance(call, dict):
-                            log.info(
-                                "model proposed tool call %s",
-                                call.get("tool_name"),
-                                extra={"arguments": sorted(tool_call_arguments(call))},
-                            )
-                elif kind == "turn_complete":
-                    yield Completed(state=state, usage=None)  # 0.3.x does not ask the model for usage
+            # Raw bytes to decoded data lines (.sse); the text deltas of one network read are
+            # joined into one event, so tokens already waiting cost one SSE write, not one each.
+            async for batch in data_batches(response.aiter_bytes()):
+                text: list[str] = []
+                for data in batch:
+                    payload = payload_of(data)
+                    kind = payload.get("event_type")
+                    if kind == "step_progress":
+                        delta = payload.get("delta") or {}
+                        if delta.get("type") == "text" and delta.get("text"):
+                            text.append(str(delta["text"]))
+                        elif delta.get("type") == "tool_call":
+                            call = delta.get("tool_call")
+                            if isinstance(call, dict):
+                                log.info(
+                                    "model proposed tool call %s",
+                                    call.get("tool_name"),
+                                    extra={"arguments": sorted(tool_call_arguments(call))},
+                                )
+                        continue
+                    if kind not in ("turn_complete", "turn_awaiting_input", "error"):
+                        continue
+                    if text:
+                        yield TextDelta("".join(text))
+                        text = []
+                    if kind == "turn_complete":
+                        # 0.3.x does not ask the model for usage
+                        yield Completed(state=state, usage=None)
+                    elif kind == "turn_awaiting_input":
+                        yield Failed(
+                            ErrorCode.LLAMA_STACK_ERROR,
+                            "the model asked for a tool this assistant does not offer",
+                        )
+                    else:
+                        log.warning("Llama Stack turn failed")
+                        yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the model failed to answer")
                     return
-                elif kind == "turn_awaiting_input":
-                    yield Failed(
-                        ErrorCode.LLAMA_STACK_ERROR,
-                        "the model asked for a tool this assistant does not offer",
-                    )
-                    return
-                elif kind == "error":
-                    log.warning("Llama Stack turn failed")
-                    yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the model failed to answer")
-                    return
+                if text:
+                    yield TextDelta(text[0] if len(text) == 1 else "".join(text))
             yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
         except Exception as exc:
             error = api_error_from(exc)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import httpx2
-import openai
 
 from ..config import LlamaStackConfig
 from ..errors import ApiError, ErrorCode
@@ -108,18 +107,41 @@ def api_error_from(exc: BaseException) -> ApiError:
     """Map a transport or SDK failure to the client-facing error; details go to the log only."""
     if isinstance(exc, ApiError):
         return exc
-    # openai 3.x speaks httpx2; transport errors during stream iteration arrive unwrapped.
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | httpx2.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException):
         return ApiError(ErrorCode.LLAMA_STACK_TIMEOUT, "Llama Stack did not answer in time")
-    if isinstance(exc, openai.APIConnectionError | httpx.ConnectError | httpx2.ConnectError):
+    if isinstance(exc, httpx.ConnectError):
         return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "Llama Stack is not reachable")
-    if isinstance(exc, httpx.TransportError | httpx2.TransportError):
+    if isinstance(exc, httpx.TransportError):
         return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "the connection to Llama Stack was lost")
-    if isinstance(exc, openai.APIStatusError):
-        return ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {exc.status_code}")
-    if isinstance(exc, openai.APIError):
-        return ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack reported an error while answering")
+    # The OpenAI SDK (and httpx2, its transport) are imported only by the responses provider: a
+    # process without them cannot have raised their exceptions, so they are not imported here.
+    sdk = _sdk_error(exc)
+    if sdk is not None:
+        return sdk
     if isinstance(exc, ValueError):  # undecodable stream data
         return ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack sent a malformed stream")
     log.error("unexpected upstream failure", exc_info=exc)
     return ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack failed")
+
+
+def _sdk_error(exc: BaseException) -> ApiError | None:
+    openai: Any = sys.modules.get("openai")
+    httpx2: Any = sys.modules.get("httpx2")
+    # openai 3.x speaks httpx2; transport errors during stream iteration arrive unwrapped.
+    timeouts = tuple(
+        t for t in (getattr(openai, "APITimeoutError", None), getattr(httpx2, "TimeoutException", None)) if t
+    )
+    if timeouts and isinstance(exc, timeouts):
+        return ApiError(ErrorCode.LLAMA_STACK_TIMEOUT, "Llama Stack did not answer in time")
+    connects = tuple(
+        t for t in (getattr(openai, "APIConnectionError", None), getattr(httpx2, "ConnectError", None)) if t
+    )
+    if connects and isinstance(exc, connects):
+        return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "Llama Stack is not reachable")
+    if httpx2 is not None and isinstance(exc, httpx2.TransportError):
+        return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "the connection to Llama Stack was lost")
+    if openai is not None and isinstance(exc, openai.APIStatusError):
+        return ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {exc.status_code}")
+    if openai is not None and isinstance(exc, openai.APIError):
+        return ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack reported an error while answering")
+    return None

@@ -1,25 +1,32 @@
 """The recommended provider: OpenAI's Responses API as Llama Stack serves it.
 
-Facts this relies on (checked against real 0.3.5 and 0.7.3 servers):
+Facts this relies on (checked against real 0.3.5 and 0.7.3 servers; docs/upstream-facts.md, Llama Stack):
 - base path ``/v1/openai/v1`` on 0.2.x, ``/v1`` later;
-- iterate ``responses.create(stream=True)``: 0.2.x's short event sequence breaks the SDK's
-  ``responses.stream()`` helper;
-- ``instructions`` are not carried over by ``previous_response_id``: send them every turn;
+- the stream is ``data:`` JSON lines with a ``type``; 0.2.x sends only created / delta / completed;
+- ``instructions`` are not carried over by ``previous_response_id``, and neither is a ``system``
+  input item (stored, but dropped from the history a follow-up sends the model), while a
+  ``developer`` input item is carried: on 0.3.x and later the first turn sends the instructions as
+  one, so follow-ups send only the question (see :func:`instructions_plan`);
 - the response object echoes ``previous_response_id: null`` even for follow-ups, so a chain cannot be
   walked backwards: the conversation state keeps every response id, which ``forget`` deletes;
 - ``input_items`` of the latest response list the whole chain's inputs and outputs, oldest first
   with ``order=asc``;
 - a failure inside the stream is ``response.failed`` (0.3.x) or a bare ``{"error": ...}`` data line
-  (0.7.x), which the SDK raises as ``openai.APIError``.
+  (0.7.x).
+
+The SDK builds and authenticates the requests, but the stream is read raw
+(``with_streaming_response``): the SDK would validate a pydantic object per event, which was most of
+the relay's CPU per token and ~36 MB of RSS for its lazily built validators. Only ``type``,
+``delta``, ``response.id`` and ``response.usage`` are read (:mod:`.sse`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import AsyncGenerator
-from typing import Any
-
-import openai
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from ..config import LlamaStackConfig
 from ..errors import ApiError, ErrorCode
@@ -37,7 +44,11 @@ from .base import (
     context_message,
     is_context_message,
 )
-from .llamastack import LlamaStack, api_error_from
+from .llamastack import LlamaStack, Version, api_error_from
+from .sse import data_batches
+
+if TYPE_CHECKING:
+    import openai
 
 log = logging.getLogger(__name__)
 
@@ -45,76 +56,109 @@ log = logging.getLogger(__name__)
 # so the oldest turns may outlive a "forget" (they stay unreachable to users, but stored).
 MAX_TRACKED_RESPONSES = 64
 
-
-_SAMPLE_RESPONSE: dict[str, Any] = {
-    "id": "resp_warm",
-    "object": "response",
-    "created_at": 0,
-    "model": "warm-up",
-    "parallel_tool_calls": False,
-    "tool_choice": "auto",
-    "tools": [],
-    "status": "completed",
-    "output": [
-        {
-            "type": "message",
-            "id": "msg_warm",
-            "status": "completed",
-            "role": "assistant",
-            "content": [{"type": "output_text", "text": "ok", "annotations": []}],
-        }
-    ],
-    "usage": {
-        "input_tokens": 1,
-        "output_tokens": 1,
-        "total_tokens": 2,
-        "input_tokens_details": {"cached_tokens": 0},
-        "output_tokens_details": {"reasoning_tokens": 0},
-    },
-}
+# Stream event types that end a turn without an answer.
+_FAILURES = frozenset(("response.failed", "response.incomplete", "error"))
 
 
-def _warm_sdk_types() -> None:
-    """Build the SDK's lazily built stream-event parsers once, at start.
+def instructions_digest(instructions: str) -> str:
+    """A short fingerprint of the instructions a conversation was started with (kept in its state)."""
+    return hashlib.sha256(instructions.encode()).hexdigest()[:16]
 
-    Otherwise the first ``response.completed`` the process parses costs 0.3-0.9 s of CPU on the
-    event loop, and every stream in flight freezes for that long (bench/concurrency.py showed a
-    ~0.9 s gap in all 50 streams of the first burst). An optimisation only: never fatal.
+
+@dataclass(frozen=True, slots=True)
+class InstructionsPlan:
+    """Where this turn's instructions go: a ``developer`` input item stored with the conversation
+    (``as_item``), the ``instructions`` field (``as_field``), or nowhere (already in the history)."""
+
+    as_item: bool
+    as_field: bool
+    digest: str | None  # kept in the state when the history carries the instructions
+
+
+def instructions_plan(version: Version, instructions: str, state: State | None) -> InstructionsPlan:
+    """Send the instructions once where Llama Stack carries them, every turn where it does not.
+
+    Carried (verified on 0.3.5 and 0.7.3): a ``developer`` item of the first turn's input, which
+    ``previous_response_id`` replays to the model on every follow-up. 0.2.x is unverified, and a
+    conversation started before this (no digest in its state) or with other instructions (the
+    configuration changed) has no such item with these instructions: those resend the field.
     """
-    try:
-        from openai._models import construct_type
-        from openai.types.responses import ResponseStreamEvent
+    digest = instructions_digest(instructions)
+    if not version.at_least(0, 3):
+        return InstructionsPlan(as_item=False, as_field=True, digest=None)
+    if not state or not state.get("responses"):
+        return InstructionsPlan(as_item=True, as_field=False, digest=digest)
+    if state.get("instructions") == digest:
+        return InstructionsPlan(as_item=False, as_field=False, digest=digest)
+    return InstructionsPlan(as_item=False, as_field=True, digest=state.get("instructions"))
 
-        for event in (
-            {
-                "type": "response.created",
-                "sequence_number": 0,
-                "response": {**_SAMPLE_RESPONSE, "output": []},
-            },
-            {
-                "type": "response.output_text.delta",
-                "sequence_number": 1,
-                "item_id": "msg_warm",
-                "output_index": 0,
-                "content_index": 0,
-                "delta": "ok",
-                "logprobs": [],
-            },
-            {"type": "response.completed", "sequence_number": 2, "response": _SAMPLE_RESPONSE},
-        ):
-            construct_type(type_=ResponseStreamEvent, value=event)
-    except Exception:  # the SDK moved its internals: lose the warm-up, not the service
-        log.debug("could not warm the OpenAI SDK's types", exc_info=True)
+
+def parse_events(
+    batches: AsyncIterator[list[Any]], previous_ids: list[str], extra_state: dict[str, str]
+) -> AsyncGenerator[ProviderEvent, None]:
+    """Responses stream payloads -> provider events; deltas that arrived together become one."""
+    return _parse(batches, previous_ids, extra_state)
+
+
+async def _parse(
+    batches: AsyncIterator[list[Any]], previous_ids: list[str], extra_state: dict[str, str]
+) -> AsyncGenerator[ProviderEvent, None]:
+    completed: Completed | None = None
+    async for batch in batches:
+        text: list[str] = []
+        for event in batch:
+            if not isinstance(event, dict):
+                raise ValueError("stream data is not an object")
+            kind = event.get("type")
+            if kind == "response.output_text.delta":
+                delta = event.get("delta")
+                if delta and isinstance(delta, str):
+                    text.append(delta)
+            elif kind == "response.completed":
+                completed = _completed(event.get("response"), previous_ids, extra_state)
+            elif kind in _FAILURES or (kind is None and "error" in event):
+                if text:
+                    yield TextDelta("".join(text))
+                log.warning("Llama Stack reported %s", kind or "error")
+                yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the model failed to answer")
+                return
+        if text:
+            yield TextDelta(text[0] if len(text) == 1 else "".join(text))
+    # Reported only at the end of the stream: Llama Stack stores the response after
+    # ``response.completed``, inside the stream, and closing at that event races (or cancels) the
+    # write, so a follow-up or a restore would not find it.
+    if completed is not None:
+        yield completed
+    else:
+        yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
+
+
+def _completed(response: Any, previous_ids: list[str], extra_state: dict[str, str]) -> Completed:
+    if not isinstance(response, dict) or not isinstance(response.get("id"), str):
+        raise ValueError("response.completed without a response id")
+    ids = [*previous_ids, response["id"]][-MAX_TRACKED_RESPONSES:]
+    usage = None
+    raw = response.get("usage")
+    if isinstance(raw, dict):
+        inputs, outputs = raw.get("input_tokens"), raw.get("output_tokens")
+        usage = Usage(
+            inputs if isinstance(inputs, int) else None, outputs if isinstance(outputs, int) else None
+        )
+    return Completed(state={"responses": ids, **extra_state}, usage=usage)
 
 
 class ResponsesProvider:
     name = "responses"
 
     def __init__(self, stack: LlamaStack, config: LlamaStackConfig) -> None:
+        # The SDK's import is ~1 s of CPU and ~45 MB (it loads every API's types): paid here, at
+        # start, and only by processes that use this provider, never inside a request.
+        import openai
+
+        self._openai_module = openai
         self._stack = stack
         self._config = config
         self._client: openai.AsyncOpenAI | None = None
-        _warm_sdk_types()
 
     async def _openai(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -123,6 +167,7 @@ class ResponsesProvider:
                 return self._client
             prefix = "/v1" if version.at_least(0, 3) else "/v1/openai/v1"
             config = self._config
+            openai = self._openai_module
             # openai 3.x runs on its own HTTP stack (httpx2), so it gets its own pooled client.
             self._client = openai.AsyncOpenAI(
                 base_url=config.url + prefix,
@@ -141,7 +186,10 @@ class ResponsesProvider:
 
     async def open_turn(self, request: TurnRequest) -> UpstreamTurn:
         client = await self._openai()
+        plan = instructions_plan(await self._stack.version(), request.instructions, request.state)
         messages: list[dict[str, str]] = []
+        if plan.as_item:
+            messages.append({"role": "developer", "content": request.instructions})
         if request.context is not None:
             messages.append({"role": "user", "content": context_message(request.context)})
         messages.append({"role": "user", "content": request.question})
@@ -149,46 +197,32 @@ class ResponsesProvider:
         arguments: dict[str, Any] = {
             "model": request.model,
             "input": messages,
-            "instructions": request.instructions,
             "temperature": request.temperature,
             "max_output_tokens": request.max_tokens,
             "store": True,
             "stream": True,
         }
+        if plan.as_field:
+            arguments["instructions"] = request.instructions
         if previous_ids:
             arguments["previous_response_id"] = previous_ids[-1]
         try:
-            stream = await client.responses.create(**arguments)
+            # Raw: the SDK raises for an HTTP error status here, but leaves the body to us.
+            response = await client.responses.with_streaming_response.create(**arguments).__aenter__()
         except Exception as exc:
             raise api_error_from(exc) from exc
-        return UpstreamTurn(self._events(stream, previous_ids), stream.close)
+        extra_state = {"instructions": plan.digest} if plan.digest else {}
+        events = self._events(response.http_response.aiter_bytes(), previous_ids, extra_state)
+        return UpstreamTurn(events, response.close)
 
-    async def _events(self, stream: Any, previous_ids: list[str]) -> AsyncGenerator[ProviderEvent, None]:
-        completed: Completed | None = None
+    async def _events(
+        self, chunks: AsyncIterator[bytes], previous_ids: list[str], extra_state: dict[str, str]
+    ) -> AsyncGenerator[ProviderEvent, None]:
         try:
-            async for event in stream:
-                kind = getattr(event, "type", "")
-                if kind == "response.output_text.delta":
-                    if event.delta:
-                        yield TextDelta(event.delta)
-                elif kind == "response.completed":
-                    response = event.response
-                    ids = [*previous_ids, response.id][-MAX_TRACKED_RESPONSES:]
-                    usage = None
-                    if response.usage is not None:
-                        usage = Usage(response.usage.input_tokens, response.usage.output_tokens)
-                    # Don't stop here: Llama Stack stores the response after this event, inside the
-                    # stream, and closing now races (or cancels) that write, so a follow-up or a
-                    # restore would not find it. The stream ends once it is stored.
-                    completed = Completed(state={"responses": ids}, usage=usage)
-                elif kind in ("response.failed", "response.incomplete", "error"):
-                    log.warning("Llama Stack reported %s", kind)
-                    yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the model failed to answer")
+            async for event in parse_events(data_batches(chunks), previous_ids, extra_state):
+                yield event
+                if isinstance(event, Failed):
                     return
-            if completed is not None:
-                yield completed
-            else:
-                yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
         except Exception as exc:  # every upstream failure becomes an error event
             error = api_error_from(exc)
             log.warning("Llama Stack stream failed: %s", type(exc).__name__)
@@ -199,24 +233,35 @@ class ResponsesProvider:
         if not ids:
             return []
         client = await self._openai()
+        openai = self._openai_module
+        # Plain JSON, not the SDK's types: their validators are built lazily, tens of MB on first use.
         try:
-            last = await client.responses.retrieve(ids[-1])
+            last = await client.get(f"/responses/{ids[-1]}", cast_to=object)
         except (openai.NotFoundError, openai.BadRequestError):  # 0.3.x answers 400 for an unknown id
             raise ApiError(ErrorCode.CONVERSATION_NOT_FOUND, "conversation not found") from None
         except Exception as exc:
             raise api_error_from(exc) from exc
         entries: list[dict[str, Any]] = []
+        params: dict[str, str | int] = {"order": "asc", "limit": 100}  # servers cap a page at 100
         try:
-            # Servers cap a page at 100 items; the SDK's paginator follows the cursor.
-            async for item in client.responses.input_items.list(ids[-1], order="asc", limit=100):
-                entries.append(item.model_dump())
+            while True:
+                page = await client.get(
+                    f"/responses/{ids[-1]}/input_items", cast_to=object, options={"params": params}
+                )
+                items = page.get("data", []) if isinstance(page, dict) else []
+                entries.extend(item for item in items if isinstance(item, dict))
+                if not (isinstance(page, dict) and page.get("has_more") and items):
+                    break
+                params = {**params, "after": str(page.get("last_id") or items[-1].get("id"))}
         except Exception as exc:
             raise api_error_from(exc) from exc
-        entries.extend(item.model_dump() for item in last.output)
+        output = last.get("output", []) if isinstance(last, dict) else []
+        entries.extend(item for item in output if isinstance(item, dict))
         return turns_from_items(entries)
 
     async def forget(self, state: State) -> None:
         client = await self._openai()
+        openai = self._openai_module
         for response_id in state.get("responses", []):
             try:
                 await client.responses.delete(response_id)

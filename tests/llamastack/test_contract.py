@@ -12,6 +12,7 @@ from tests.conftest import Combo
 from tests.support.backend import SECRET, backend_config
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import Reply, ScriptedModel
+from tests.support.recording_relay import RecordingRelay, sent_texts, sent_tokens
 from tests.support.sse import Decoder, Event, answer_text, iter_events, names, parse
 
 pytestmark = pytest.mark.llamastack
@@ -194,3 +195,39 @@ async def test_llama_stack_killed_mid_stream_gives_an_error_event(
         assert "end" not in names(events)
     finally:
         doomed.stop()
+
+
+async def test_follow_up_sends_only_the_question_and_the_model_sees_the_instructions_once(
+    combo: Combo, model: ScriptedModel, start_backend, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    """Responses: the first turn's instructions are a ``developer`` input item that
+    ``previous_response_id`` carries; Agents: they live in the agent config. Either way a follow-up
+    sends the question alone, and the model still reads the instructions exactly once."""
+    marker = "You are ARGO-MARKER-7."
+    instructions = tmp_path / "instructions.md"
+    instructions.write_text(f"{marker}\n" + "Explain what is broken and how to fix it, briefly. " * 40)
+    with RecordingRelay(combo.llama_stack.url) as relay:
+        backend = start_backend(backend_config(relay.url, combo.provider, instructions_file=str(instructions)))
+        model.script(Reply(text="First answer."), Reply(text="Second answer."), Reply(text="Third answer."))
+        _, first = await chat(backend.url, "Why does it crash?")
+        first_sent = sent_tokens(relay.posts)
+        relay.posts.clear()
+        _, second = await chat(backend.url, "How do I fix it?", first[-1].data["conversation_id"])
+        assert names(second)[-1] == "end", second
+        follow_up = sent_tokens(relay.posts)
+        assert not any(marker in text for text in sent_texts(relay.posts)), "a follow-up resent the instructions"
+        assert follow_up <= 0.10 * first_sent, (follow_up, first_sent)
+        seen = model.completions()[-1]
+        assert seen.text().count(marker) == 1, [m.get("role") for m in seen.messages]
+        assert "Why does it crash?" in seen.text() and "First answer." in seen.text()
+
+        if combo.provider == "responses":
+            # The configuration changed: the history carries the old instructions, so the new
+            # ones are sent as the field on every turn of that conversation.
+            instructions.write_text("You are NEW-MARKER-9.\n")
+            changed = start_backend(backend_config(relay.url, combo.provider, instructions_file=str(instructions)))
+            relay.posts.clear()
+            _, third = await chat(changed.url, "And now?", second[-1].data["conversation_id"])
+            assert names(third)[-1] == "end", third
+            assert [body.get("instructions") for _, body in relay.posts] == ["You are NEW-MARKER-9.\n"]
+            assert "NEW-MARKER-9" in model.completions()[-1].text()

@@ -17,8 +17,16 @@ from assistant_backend.config import LlamaStackConfig
 from assistant_backend.errors import ErrorCode
 from assistant_backend.providers.agents import AgentsProvider, parse_stream_line, tool_call_arguments
 from assistant_backend.providers.base import Completed, Failed, ProviderEvent, TextDelta, TurnRequest
-from assistant_backend.providers.llamastack import LlamaStack
-from assistant_backend.providers.responses import ResponsesProvider, turns_from_items
+from assistant_backend.providers.llamastack import LlamaStack, Version
+from assistant_backend.providers.responses import (
+    InstructionsPlan,
+    ResponsesProvider,
+    instructions_digest,
+    instructions_plan,
+    parse_events,
+    turns_from_items,
+)
+from assistant_backend.providers.sse import MalformedStream, data_batches
 from tests.support.replay import Canned, ReplayServer
 
 DATA = Path(__file__).parent / "data"
@@ -191,3 +199,95 @@ async def test_responses_provider_keeps_reading_until_llama_stack_has_stored_the
             await provider.aclose()
     finally:
         server.stop()
+
+
+async def _chunks(parts: list[bytes]):  # type: ignore[no-untyped-def]
+    for part in parts:
+        yield part
+
+
+async def _batches(parts: list[bytes]) -> list[list[object]]:
+    return [batch async for batch in data_batches(_chunks(parts))]
+
+
+@pytest.mark.parametrize("capture", ["responses-0.3.5-stream.sse", "responses-0.7.3-stream.sse",
+                                     "agents-0.3.5-turn.sse", "responses-0.7.3-unknown-model.sse"])
+@pytest.mark.parametrize("size", [1, 7, 64, 1000])
+async def test_raw_sse_reader_decodes_captures_the_same_however_the_bytes_arrive(capture: str, size: int) -> None:
+    raw = (DATA / capture).read_bytes()
+    expected = [json.loads(block[6:]) for block in raw.split(b"\n\n") if block.startswith(b"data: ")]
+    parts = [raw[i:i + size] for i in range(0, len(raw), size)]
+    decoded = [event for batch in await _batches(parts) for event in batch]
+    assert decoded == expected
+    # CRLF line ends (allowed by SSE) read the same
+    crlf = raw.replace(b"\n", b"\r\n")
+    assert [e for b in await _batches([crlf[i:i + size] for i in range(0, len(crlf), size)]) for e in b] == expected
+
+
+async def test_raw_sse_reader_skips_comments_joins_multiline_data_and_rejects_non_json() -> None:
+    assert await _batches([b': ping\n\ndata: {"a":\ndata: 1}\n\n']) == [[{"a": 1}]]
+    assert await _batches([b'data: {"a": 1}\n\ndata: {"cut": tr']) == [[{"a": 1}]]  # cut off: not an event
+    with pytest.raises(MalformedStream):
+        await _batches([b"data: {not json\n\n"])
+
+
+@pytest.mark.parametrize("version", ["0.3.5", "0.7.3"])
+async def test_responses_deltas_already_waiting_are_one_event(version: str) -> None:
+    """Every delta of a captured stream that arrives in one read becomes one TextDelta; delivered one
+    event per read, each delta is its own (nothing waits for more)."""
+    raw = (DATA / f"responses-{version}-stream.sse").read_bytes()
+    deltas = raw.count(b"response.output_text.delta")
+    together = [e async for e in parse_events(data_batches(_chunks([raw])), [], {})]
+    assert [type(e) for e in together] == [TextDelta, Completed]
+    blocks = [block + b"\n\n" for block in raw.split(b"\n\n") if block]
+    apart = [e async for e in parse_events(data_batches(_chunks(blocks)), [], {})]
+    assert sum(isinstance(e, TextDelta) for e in apart) == deltas
+    assert "".join(e.text for e in apart if isinstance(e, TextDelta)) == together[0].text  # type: ignore[union-attr]
+
+
+async def test_agents_deltas_already_waiting_are_one_event() -> None:
+    base = "/v1alpha/agents"
+    routes = {
+        ("GET", "/v1/version"): _version("0.3.5"),
+        ("POST", base): Canned(b'{"agent_id": "a1"}'),
+        ("POST", f"{base}/a1/session"): Canned(b'{"session_id": "s1"}'),
+        ("POST", f"{base}/a1/session/s1/turn"): Canned((DATA / "agents-0.3.5-turn.sse").read_bytes(), content_type=SSE),
+    }
+    with ReplayServer(routes) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            events = await _collect(await AgentsProvider(LlamaStack(http), http).open_turn(_request()))
+    # the canned body is small enough to arrive in one read: one delta, then the end
+    assert [type(e) for e in events] == [TextDelta, Completed]
+
+
+def test_instructions_go_into_the_carried_history_once_where_llama_stack_carries_them() -> None:
+    v035, v073, v02 = Version.parse("0.3.5"), Version.parse("0.7.3"), Version.parse("0.2.12")
+    digest = instructions_digest("be brief")
+    for version in (v035, v073):
+        first = instructions_plan(version, "be brief", None)
+        assert (first.as_item, first.as_field, first.digest) == (True, False, digest)
+        state = {"responses": ["r1"], "instructions": digest}
+        assert instructions_plan(version, "be brief", state) == InstructionsPlan(False, False, digest)
+        # changed instructions, or a conversation from before: the field, every turn
+        assert instructions_plan(version, "be long", state) == InstructionsPlan(False, True, digest)
+        assert instructions_plan(version, "be brief", {"responses": ["r1"]}) == InstructionsPlan(False, True, None)
+    assert instructions_plan(v02, "be brief", None) == InstructionsPlan(False, True, None)  # unverified there
+
+
+async def test_responses_first_turn_sends_instructions_as_a_developer_item_and_keeps_their_digest() -> None:
+    events, sent = await _responses_turn("0.7.3", (DATA / "responses-0.7.3-stream.sse").read_bytes())
+    assert "instructions" not in sent
+    assert sent["input"][0] == {"role": "developer", "content": "be brief"}
+    assert [m["role"] for m in sent["input"]] == ["developer", "user", "user"]
+    done = events[-1]
+    assert isinstance(done, Completed) and done.state["instructions"] == instructions_digest("be brief")
+    follow_up = _request(dict(done.state))
+    routes = {("GET", "/v1/version"): _version("0.7.3"),
+              ("POST", "/v1/responses"): Canned((DATA / "responses-0.7.3-stream.sse").read_bytes(), content_type=SSE)}
+    with ReplayServer(routes) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=server.url))
+            await _collect(await provider.open_turn(follow_up))
+            await provider.aclose()
+        body = json.loads(server.requests[-1][2])
+    assert "instructions" not in body and [m["role"] for m in body["input"]] == ["user", "user"]
