@@ -1,4 +1,10 @@
-"""An async, read-only Kubernetes API client: one pooled ``httpx.AsyncClient`` per cluster.
+"""An async, read-only Kubernetes API client: one ``httpx.AsyncClient`` per cluster, speaking HTTP/2.
+
+The apiserver serves HTTP/2 on TLS (ALPN ``h2``; docs/upstream-facts.md, Kubernetes): one connection
+multiplexes every concurrent read of a question (up to the server's stream limit, 250 per connection
+by default in Go's HTTP/2 server), so a stage of hundreds of reads is one round trip instead of
+queueing behind a fixed pool of HTTP/1.1 connections. A plain-``http`` apiserver (a local proxy) gets
+HTTP/1.1, where the pool bounds the connections as before.
 
 The ``kubernetes`` package is used only to *load* configuration (kubeconfig or in-cluster), because
 its API client is synchronous and would block the event loop. Calls here have a per-call timeout,
@@ -21,6 +27,9 @@ from typing import Any
 import httpx
 
 DISCOVERY_TTL_S = 300.0
+# HTTP/2: extra connections are opened only when one's concurrent streams are used up; HTTP/1.1 (a
+# plain-http apiserver): at most this many requests in flight.
+MAX_CONNECTIONS = 20
 # In-cluster service-account tokens rotate (bound tokens, ~1 h): reread the file this often.
 TOKEN_FILE_TTL_S = 60.0
 
@@ -108,8 +117,9 @@ class KubeClient:
         self._http = httpx.AsyncClient(
             base_url=credentials.server.rstrip("/"),
             verify=credentials.ssl_context(),
-            timeout=httpx.Timeout(call_timeout_s),
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            timeout=httpx.Timeout(call_timeout_s),  # per call: connect, each read, pool wait
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=10),
+            http2=True,
             headers={"Accept": "application/json", "User-Agent": "argocd-assistant"},
         )
         self._token: str | None = credentials.token
