@@ -6,9 +6,9 @@ of ``end`` for the next turn: it may differ from the one in ``start`` (a Respons
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from sse_starlette import ServerSentEvent
 
 from .errors import ErrorCode
@@ -19,7 +19,9 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Conne
 
 
 def _event(name: str, data: dict[str, Any]) -> ServerSentEvent:
-    return ServerSentEvent(event=name, data=json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+    # orjson: compact UTF-8 like json.dumps(separators=(",", ":"), ensure_ascii=False), ~10x faster
+    # on the per-token path. It escapes U+2028/U+2029 neither way; SSE lines end only at CR/LF.
+    return ServerSentEvent(event=name, data=orjson.dumps(data).decode())
 
 
 def start(conversation_id: str | None, provider: str, model: str) -> ServerSentEvent:

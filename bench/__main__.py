@@ -23,7 +23,9 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=int(os.environ.get("BENCH_REQUESTS", "20")),
                         help="overhead: requests per path")
     parser.add_argument("--levels", default=os.environ.get("BENCH_LEVELS", "50,200,500"),
-                        help="concurrency: simultaneous streams per level")
+                        help="concurrency through a real Llama Stack: simultaneous streams per level ('' = none)")
+    parser.add_argument("--replay-levels", default=os.environ.get("BENCH_REPLAY_LEVELS", "50,200,500,1000"),
+                        help="concurrency against the replay of captured Llama Stack bytes: streams per level ('' = none)")
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "10,100,300"),
                         help="context: resources per Application")
     args = parser.parse_args()
@@ -43,7 +45,8 @@ def main() -> int:
         elif name == "concurrency":
             from . import concurrency
 
-            text = concurrency.run(levels=[int(x) for x in args.levels.split(",")])
+            text = concurrency.run(levels=[int(x) for x in args.levels.split(",") if x.strip()],
+                                   replay_levels=[int(x) for x in args.replay_levels.split(",") if x.strip()])
         elif name == "tokens":
             from . import tokens
 

@@ -150,8 +150,12 @@ class ProcessSampler:
         self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
 
     def cpu_percent(self) -> float:
+        return 100 * self.cpu_seconds() / max(time.monotonic() - self._t0, 1e-9)
+
+    def cpu_seconds(self) -> float:
+        """CPU (user + system) the process spent since :meth:`start`."""
         times = self.process.cpu_times()
-        return 100 * (times.user + times.system - self._cpu0) / max(time.monotonic() - self._t0, 1e-9)
+        return times.user + times.system - self._cpu0
 
 
 def llama_models(url: str) -> str:
@@ -170,12 +174,26 @@ class Timing:
     error: str = ""
 
 
+def _direct_kind(data: dict[str, Any]) -> tuple[bool, bool, bool]:
+    """(token, end, error) for one data line of Llama Stack's own streams, Responses or Agents."""
+    if "type" in data:
+        kind = data["type"]
+        return kind == "response.output_text.delta", kind == "response.completed", kind in ("response.failed", "error")
+    if "error" in data:
+        return False, False, True
+    payload = data.get("event", {}).get("payload", {})
+    kind = payload.get("event_type")
+    return (kind == "step_progress" and payload.get("delta", {}).get("type") == "text",
+            kind == "turn_complete", False)
+
+
 async def timed_stream(client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str],
                        *, direct: bool) -> Timing:
     """Time one streamed answer at the client: first token, gaps between tokens, end.
 
-    ``direct``: Llama Stack's Responses stream (``response.output_text.delta`` / ``completed``);
-    otherwise the backend's SSE (``token`` / ``end``)."""
+    ``direct``: Llama Stack's Responses or Agents stream (``response.output_text.delta`` /
+    ``completed``, ``step_progress`` / ``turn_complete``); otherwise the backend's SSE (``token`` / ``end``).
+    A backend ``token`` event may carry several model tokens (coalesced): the gap is between events."""
     started = time.perf_counter()
     last: float | None = None
     timing = Timing(ok=False)
@@ -193,9 +211,7 @@ async def timed_stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]
                 if not line.startswith("data:"):
                     continue
                 if direct:
-                    kind = json.loads(line[5:]).get("type", "")
-                    is_token, is_end = kind == "response.output_text.delta", kind == "response.completed"
-                    is_error = kind in ("response.failed", "error")
+                    is_token, is_end, is_error = _direct_kind(json.loads(line[5:]))
                 else:
                     is_token, is_end, is_error = event_name == "token", event_name == "end", event_name == "error"
                 now = time.perf_counter()
