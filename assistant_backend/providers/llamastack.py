@@ -124,9 +124,34 @@ def api_error_from(exc: BaseException) -> ApiError:
     return ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack failed")
 
 
+def _aiohttp_error(exc: BaseException) -> ApiError | None:
+    """What really failed under the SDK's aiohttp transport, from the aiohttp exception it wraps.
+
+    That transport maps every ``aiohttp.ClientConnectionError`` (a refused connection, a server
+    that closed mid-stream) to ``httpx2.ConnectTimeout``, which would read as a timeout.
+    """
+    aiohttp: Any = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return None
+    cause: BaseException | None = exc
+    for _ in range(4):  # SDK error -> httpx2 error -> aiohttp error
+        if cause is None:
+            return None
+        if isinstance(cause, aiohttp.ServerTimeoutError | TimeoutError):
+            return ApiError(ErrorCode.LLAMA_STACK_TIMEOUT, "Llama Stack did not answer in time")
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "Llama Stack is not reachable")
+        if isinstance(cause, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+            return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "the connection to Llama Stack was lost")
+        cause = cause.__cause__
+    return None
+
+
 def _sdk_error(exc: BaseException) -> ApiError | None:
     openai: Any = sys.modules.get("openai")
     httpx2: Any = sys.modules.get("httpx2")
+    if not isinstance(exc, ApiError) and (underlying := _aiohttp_error(exc)) is not None:
+        return underlying
     # openai 3.x speaks httpx2; transport errors during stream iteration arrive unwrapped.
     timeouts = tuple(
         t for t in (getattr(openai, "APITimeoutError", None), getattr(httpx2, "TimeoutException", None)) if t
