@@ -26,7 +26,7 @@ def main() -> int:
                         help="concurrency through a real Llama Stack: simultaneous streams per level ('' = none)")
     parser.add_argument("--replay-levels", default=os.environ.get("BENCH_REPLAY_LEVELS", "50,200,500,1000"),
                         help="concurrency against the replay of captured Llama Stack bytes: streams per level ('' = none)")
-    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "10,100,300"),
+    parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "10,100,300,1000"),
                         help="context: resources per Application")
     args = parser.parse_args()
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
