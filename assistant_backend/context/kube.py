@@ -1,9 +1,9 @@
 """An async, read-only Kubernetes API client: one ``httpx.AsyncClient`` per cluster, speaking HTTP/2.
 
 The apiserver serves HTTP/2 on TLS (ALPN ``h2``; docs/upstream-facts.md, Kubernetes): one connection
-multiplexes every concurrent read of a question (up to the server's stream limit, 250 per connection
-by default in Go's HTTP/2 server), so a stage of hundreds of reads is one round trip instead of
-queueing behind a fixed pool of HTTP/1.1 connections. A plain-``http`` apiserver (a local proxy) gets
+multiplexes every concurrent read of a question (up to the stream limit the server announces), so a
+stage of hundreds of reads is one round trip instead of queueing behind a fixed pool of HTTP/1.1
+connections. A plain-``http`` apiserver (a local proxy) gets
 HTTP/1.1, where the pool bounds the connections as before.
 
 The ``kubernetes`` package is used only to *load* configuration (kubeconfig or in-cluster), because
