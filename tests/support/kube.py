@@ -277,7 +277,7 @@ class KubeCluster:
                 f"--service-account-signing-key-file={wd / 'sa.key'}",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 "--api-audiences=https://kubernetes.default.svc",
-                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-cluster-ip-range=10.0.0.0/16",  # room for the 1,000-resource benchmark's Services
                 "--disable-admission-plugins=ServiceAccount",
                 "--allow-privileged=true",
                 "--kubelet-preferred-address-types=InternalIP",
