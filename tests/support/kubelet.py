@@ -17,6 +17,7 @@ from __future__ import annotations
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +34,7 @@ class FakeKubelet:
         self._logs: dict[tuple[str, str, str, bool], str] = {}
         self._lock = threading.Lock()
         self.requests: list[str] = []  # the paths+queries the apiserver asked for, for assertions
+        self.log_delay_s = 0.0  # > 0: every log request hangs this long first (a kubelet that does not answer)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -105,6 +107,8 @@ class FakeKubelet:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 kubelet.requests.append(self.path)
+                if kubelet.log_delay_s:
+                    time.sleep(kubelet.log_delay_s)
                 url = urlsplit(self.path)
                 parts = [unquote(p) for p in url.path.split("/") if p]
                 if len(parts) != 4 or parts[0] != "containerLogs":
