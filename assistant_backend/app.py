@@ -76,7 +76,7 @@ async def chat(request: Request) -> Response:
     caller = _authenticate(request)
     services = _services(request)
     limits = services.settings.limits
-    slot = services.limits.admit(caller.user)  # 429 before the body is even read
+    slot = services.limits.admit(caller.identity)  # 429 before the body is even read
     try:
         raw = await read_json(request, limits.max_body_bytes, limits.body_read_timeout_s)
         turn = await services.chat.prepare(caller, parse_chat(raw, limits.max_question_chars))
@@ -86,7 +86,8 @@ async def chat(request: Request) -> Response:
     log.info(
         "chat turn",
         extra={
-            "user": caller.user,
+            "user": caller.username,
+            "user_id": caller.user_id,
             "application": caller.application,
             "model": turn.model,
             "context_tokens": turn.bundle.tokens_total,
@@ -260,7 +261,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         http = build_http_client(settings.llama_stack)
         provider = build_provider(settings, http)
         context = build_context_source(settings)
-        handles = Handles(secret)
+        handles = Handles(secret, max_age_s=settings.conversations.max_age_days * 86400)
         catalog = ModelCatalog(provider, settings.llama_stack.model)
         readiness = Readiness(provider, catalog, metrics_, settings.server.readiness_cache_s)
         chat_service = ChatService(settings, provider, context, handles, catalog, metrics_)

@@ -22,7 +22,15 @@ from .errors import ApiError, ErrorCode
 from .identity import Caller
 from .metrics import Metrics
 from .models import ModelCatalog
-from .providers.base import Completed, Failed, Provider, TextDelta, TurnRequest, UpstreamTurn
+from .providers.base import (
+    Completed,
+    Failed,
+    Provider,
+    TextDelta,
+    TurnRequest,
+    UpstreamTurn,
+    neutralise_markers,
+)
 from .requests import ChatRequest
 
 
@@ -74,7 +82,8 @@ class ChatService:
         upstream = await self._provider.open_turn(
             TurnRequest(
                 model=model,
-                question=request.question,
+                # A question cannot open or close the context frame either (nor hide from restore).
+                question=neutralise_markers(request.question),
                 instructions=self._settings.instructions,
                 context=None if unchanged else bundle.text,
                 state=conversation.state if conversation else None,

@@ -112,6 +112,12 @@ class LimitsConfig(Section):
     body_read_timeout_s: float = Field(15.0, gt=0, description="A body trickling in longer is cut (408)")
 
 
+class ConversationsConfig(Section):
+    max_age_days: float = Field(
+        30.0, gt=0, le=3650, description="A conversation idle longer than this cannot be continued or read"
+    )
+
+
 class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -136,6 +142,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesConfig = KubernetesConfig()
     context: ContextConfig = ContextConfig()
     limits: LimitsConfig = LimitsConfig()
+    conversations: ConversationsConfig = ConversationsConfig()
     server: ServerConfig = ServerConfig()
 
     @classmethod

@@ -293,7 +293,7 @@ class ScenarioRun:
 
     def caller(self) -> Caller:
         project = (self.doc.get("application") or {}).get("project", "default")
-        return Caller(user="eval", app_namespace=self.ns, app_name="app", project=project)
+        return Caller(username="eval", app_namespace=self.ns, app_name="app", project=project)
 
     def selected(self) -> ResourceRef | None:
         select = self.doc.get("select")
