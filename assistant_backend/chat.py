@@ -8,6 +8,7 @@ status. ``events`` then relays the provider's events as SSE; a failure from that
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -45,6 +46,10 @@ class PreparedTurn:
     started: float
 
 
+async def _true() -> bool:
+    return True
+
+
 class ChatService:
     def __init__(
         self,
@@ -70,9 +75,15 @@ class ChatService:
         model = await self._pick_model(request, conversation)
 
         with self._metrics.context_seconds.time():
-            bundle = await self._context.build(
-                caller, request.resource.ref() if request.resource else None, request.question
+            # A deleted conversation's handle still verifies: ask Llama Stack while the context builds.
+            bundle, alive = await asyncio.gather(
+                self._context.build(
+                    caller, request.resource.ref() if request.resource else None, request.question
+                ),
+                self._provider.exists(conversation.state) if conversation else _true(),
             )
+        if not alive:
+            raise ApiError(ErrorCode.CONVERSATION_NOT_FOUND, "conversation not found")
         # Context goes in once per conversation, and again only when it changed.
         unchanged = conversation is not None and conversation.context_fingerprint == bundle.fingerprint
         if not unchanged:

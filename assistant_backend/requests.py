@@ -22,6 +22,9 @@ _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # Names of most kinds are DNS subdomains; RBAC and a few others allow ':' and '@'. Never '/' or '..'.
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._:@-]{0,251}[A-Za-z0-9])?$")
 _MODEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,199}$")
+# Public for the scope check, which validates owner references from the cluster the same way.
+KIND_PATTERN = _KIND
+NAME_PATTERN = _NAME
 
 
 class ResourceIn(BaseModel):

@@ -14,6 +14,7 @@ Scenario format (``$NS`` is the scenario's namespace, ``$NODE`` a fake Node whos
     name: image-pull-typo
     description: what a human would see
     application: {project: shop, status: {...}, spec: {...}}   # merged onto a default Application
+    appproject: {destinations: [...], ...}   # the project's spec (default: every destination permitted)
     objects: [<k8s objects>]     # created in order; ``status`` written through /status;
                                  # ``x-argocd: {sync, health, message}`` lists it in status.resources;
                                  # ownerReferences get the owner's real uid
@@ -242,6 +243,8 @@ class ScenarioRun:
                 ns, entry["pod"], entry["container"], entry["text"], previous=bool(entry.get("previous"))
             )
         app_doc = doc.get("application") or {}
+        # The AppProject: permissive like Argo CD's `default`, unless the scenario gives its spec.
+        self.cluster.put_project(app_doc.get("project", "default"), doc.get("appproject"))
         app: dict[str, Any] = {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Application",

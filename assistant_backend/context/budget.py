@@ -8,11 +8,11 @@ cut. Sections that do not fit at all are named in a closing note, so the model k
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from .. import linear
 from .tokens import CHARS_PER_TOKEN, estimate_tokens
 
 Keep = Literal["head", "tail", "errors"]
@@ -30,7 +30,7 @@ SHARE: dict[str, float] = {
 }
 MIN_SECTION_TOKENS = 40  # below this a cut section says nothing useful
 
-_ERROR = re.compile(
+_ERROR = linear.compile(
     r"(?i)\b(error|err|fatal|panic|exception|traceback|failed|failure|refused|denied|cannot|unable|"
     r"timeout|timed out|killed|oom|not found|invalid|unauthorized|forbidden|warning)\b"
 )

@@ -145,4 +145,9 @@ class Provider(Protocol):
         """Delete the conversation in Llama Stack (missing is fine)."""
         ...
 
+    async def exists(self, state: State) -> bool:
+        """Does Llama Stack still hold the conversation? A handle stays valid after DELETE (the
+        backend keeps no state), so continuing one asks first; raise ApiError if it cannot tell."""
+        ...
+
     async def aclose(self) -> None: ...

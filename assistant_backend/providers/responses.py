@@ -215,6 +215,19 @@ class ResponsesProvider:
         entries.extend(item.model_dump() for item in last.output)
         return turns_from_items(entries)
 
+    async def exists(self, state: State) -> bool:
+        ids = list(state.get("responses", []))
+        if not ids:
+            return False
+        client = await self._openai()
+        try:
+            await client.responses.retrieve(ids[-1])  # forget() deletes every id, the last one too
+        except (openai.NotFoundError, openai.BadRequestError):  # 0.3.x answers 400 for an unknown id
+            return False
+        except Exception as exc:
+            raise api_error_from(exc) from exc
+        return True
+
     async def forget(self, state: State) -> None:
         client = await self._openai()
         for response_id in state.get("responses", []):

@@ -136,6 +136,19 @@ async def test_delete_forgets_the_conversation(backend_url: str) -> None:
     assert after.status_code == 404 and after.json()["error"]["code"] == "conversation_not_found"
 
 
+async def test_a_deleted_conversation_stays_dead(backend_url: str, model: ScriptedModel) -> None:
+    _, first = await chat(backend_url, "Forget me?")
+    conversation_id = first[-1].data["conversation_id"]
+    async with httpx.AsyncClient() as client:
+        assert (await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())).status_code == 204
+    calls = len(model.completions())
+    response, events = await chat(backend_url, "And now?", conversation_id)
+    # Refused before the stream starts, with the same answer as a handle that never existed.
+    assert response.status_code == 404 and events == []
+    assert response.json()["error"]["code"] == "conversation_not_found"
+    assert len(model.completions()) == calls, "nothing may reach the model for a deleted conversation"
+
+
 async def test_model_list_marks_one_default(backend_url: str) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{backend_url}/v1/models", headers=identity())

@@ -328,7 +328,9 @@ class KubeCluster:
                 ],
             )
         self.apply_yaml((CRD_DIR / "application.yaml").read_text())
+        self.apply_yaml((CRD_DIR / "appproject.yaml").read_text())
         self._wait_for(lambda: self._served("argoproj.io/v1alpha1", "Application"), "Application CRD served")
+        self._wait_for(lambda: self._served("argoproj.io/v1alpha1", "AppProject"), "AppProject CRD served")
         if self.with_controllers:
             # The serviceaccount controller makes `default` in each namespace: proof controllers run.
             self._wait_for(
@@ -544,6 +546,30 @@ class KubeCluster:
     def ensure_namespace(self, name: str) -> None:
         if self.get("v1", "Namespace", name) is None:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def put_project(self, name: str, spec: Mapping[str, Any] | None = None, namespace: str = "argocd") -> None:
+        """Create or replace AppProject ``name`` in the control plane; the default spec permits every
+        destination and cluster-scoped kind, like Argo CD's own ``default`` project."""
+        self.ensure_namespace(namespace)
+        body = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": dict(spec)
+            if spec is not None
+            else {
+                "sourceRepos": ["*"],
+                "destinations": [{"server": "*", "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+            },
+        }
+        current = self.get("argoproj.io/v1alpha1", "AppProject", name, namespace)
+        if current is None:
+            self.create(body)
+            return
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        path = self.path_for("argoproj.io/v1alpha1", "AppProject", namespace, name)
+        self.http.put(path, json=body).raise_for_status()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,119 @@
+"""Every pattern run over cluster text is linear-time: RE2 by construction, and measured as a ratio.
+
+One crafted log line must never stall the replica (docs/security.md, "Linear-time text handling"):
+the context engine compiles its patterns with RE2 only, which this file checks statically, and the
+cost of every pattern on adversarial 256 KB inputs grows linearly (2n costs < 3x n), which a
+backtracking engine fails by orders of magnitude on the same inputs.
+"""
+
+from __future__ import annotations
+
+import ast
+import gc
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from assistant_backend import linear
+from assistant_backend.context import budget, findings, redact
+from assistant_backend.providers import base as provider_base
+
+CONTEXT_DIR = Path(redact.__file__).parent
+
+
+def _modules() -> list[Path]:
+    return sorted(CONTEXT_DIR.glob("*.py")) + [Path(provider_base.__file__)]
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)
+def test_no_backtracking_regex_module_is_used_on_cluster_text(path: Path) -> None:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            assert all(alias.name != "re" for alias in node.names), f"{path.name} imports re"
+        if isinstance(node, ast.ImportFrom):
+            assert node.module != "re", f"{path.name} imports from re"
+
+
+def _all_patterns() -> list[tuple[str, linear.Regex]]:
+    found: list[tuple[str, linear.Regex]] = [(f"redact.{p.name}", p.regex) for p in redact.PATTERNS]
+    for module in (redact, findings, budget, provider_base):
+        for name, value in vars(module).items():
+            if not isinstance(value, type) and hasattr(value, "pattern") and hasattr(value, "sub"):
+                found.append((f"{module.__name__.rsplit('.', 1)[-1]}.{name}", value))
+    return found
+
+
+PATTERNS = _all_patterns()
+# Run only over key names, cut to 256 characters first (redact._words): not over cluster text.
+NAME_ONLY = {"redact._WORD_SPLIT"}
+TEXT_PATTERNS = [(n, r) for n, r in PATTERNS if n not in NAME_ONLY]
+
+
+def test_every_pattern_is_compiled_by_re2() -> None:
+    assert len(PATTERNS) > len(redact.PATTERNS)
+    for name, regex in PATTERNS:
+        assert linear.is_linear(regex), f"{name} is not an RE2 pattern"
+
+
+# Inputs that make backtracking engines quadratic or worse on the shapes our patterns have: runs of
+# key characters with no separator, prefixes that open a token and never close it, unclosed quotes,
+# many starts of a key block, many '@' after a scheme. Each is repeated up to the size.
+ADVERSARIAL: dict[str, str] = {
+    "underscored_run": "a_",
+    "dotted_run": "a.",
+    "jwt_prefix": "eyJaaaaaaaa-",
+    "secret_words": "password_",
+    "unclosed_quote_after_key": 'secret "',
+    "scheme_user": "a://b:",
+    "at_signs": "x@",
+    "flags": " --password",
+    "pem_begin": "-----BEGIN PRIVATE KEY-----",
+    "base64_run": "Ab1/",
+    "couldnt_find_key": "couldn't find key ",
+    "configmap_quote": 'configmaps "',
+    "bearer": "Bearer ",
+    "mysql": "mysql -p",
+}
+SIZE = 256 * 1024
+
+
+def _cost(run: Callable[[], object], repeats: int = 5) -> float:
+    """The best of a few runs, without the collector: the least noisy estimate on a busy machine."""
+    best = float("inf")
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            best = min(best, time.perf_counter() - started)
+    finally:
+        gc.enable()
+    return best
+
+
+@pytest.mark.parametrize(("name", "regex"), TEXT_PATTERNS, ids=[n for n, _ in TEXT_PATTERNS])
+def test_cost_grows_linearly_on_adversarial_256kb_lines(name: str, regex: linear.Regex) -> None:
+    worst = 0.0
+    for unit in ADVERSARIAL.values():
+        half = (unit * (SIZE // 2 // len(unit) + 1))[: SIZE // 2]
+        full = (unit * (SIZE // len(unit) + 1))[:SIZE]
+        # sub() finds every match of the text, as redaction does (its callback adds O(1) per match).
+        small = _cost(lambda text=half: regex.sub("", text))
+        large = _cost(lambda text=full: regex.sub("", text))
+        # Below 1 ms timing noise dominates; a quadratic pattern takes seconds here.
+        worst = max(worst, large / max(small, 1e-3))
+    assert worst < 3.0, f"{name}: 2n costs {worst:.1f}x n"
+
+
+def test_redacting_a_hostile_megabyte_stays_fast_relative_to_reading_it() -> None:
+    # The whole pipeline (cut lines, every pattern) on 1 MiB of the worst shapes, relative to a
+    # plain linear pass over the same text: bounded by a constant factor, not by the input length.
+    text = "\n".join((unit * (SIZE // len(unit)))[: SIZE // 4] for unit in ADVERSARIAL.values())
+    reference = _cost(lambda: text.encode().decode().lower().split("\n"), repeats=3)
+    redacting = _cost(lambda: redact.redact_text(text), repeats=3)
+    double = _cost(lambda: redact.redact_text(text + "\n" + text), repeats=3)
+    assert double / max(redacting, 1e-3) < 3.0
+    assert redacting / max(reference, 1e-4) < 2_000  # constant work per character
