@@ -1,7 +1,7 @@
 """Who is asking, about which application: the Argo CD proxy headers, trusted only with the secret.
 
 Argo CD's proxy sets the identity headers only when they are non-empty and never deletes copies the
-browser sent (DESIGN.md section 3, "Spoofing"). So the shared secret is the only thing that makes
+browser sent (docs/upstream-facts.md, Argo CD proxy extension). So the shared secret is the only thing that makes
 any header trustworthy, user and application headers must appear exactly once, groups are advisory,
 and the destination cluster is never taken from headers at all.
 """

@@ -1,4 +1,4 @@
-"""The SSE event schema of ``POST /v1/chat`` (DESIGN.md section 2), one constructor per event.
+"""The SSE event schema of ``POST /v1/chat`` (README, "HTTP API and error codes"), one constructor per event.
 
 Every event is ``event: <name>`` plus one JSON ``data:`` line. Clients keep the ``conversation_id``
 of ``end`` for the next turn: it may differ from the one in ``start`` (a Responses chain moves on).

@@ -1,4 +1,4 @@
-// Wire types of the backend's HTTP API (DESIGN.md section 2); the backend is the source of truth.
+// Wire types of the backend's HTTP API (README, "HTTP API and error codes"); the backend is the source of truth.
 
 export interface AppRef {
   namespace: string;
