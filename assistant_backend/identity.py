@@ -25,11 +25,11 @@ GROUPS_HEADER = "Argocd-User-Groups"
 CONTROL_PLANE_NAMESPACE_HEADER = "Argocd-Namespace"
 
 # RFC 1123 label (namespaces) and subdomain (Application and AppProject names).
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # Argo CD user names come from SSO (emails, `sub` claims) or local accounts: printable, no separators
 # that could smuggle structure into logs or conversation ownership keys.
-_USER = re.compile(r"^[A-Za-z0-9@._+:=\-|/]{1,256}$")
+USER = re.compile(r"^[A-Za-z0-9@._+:=\-|/]{1,256}$")
 _GROUP = re.compile(r"^[^\x00-\x1f\x7f,]{1,256}$")
 
 
@@ -83,7 +83,7 @@ def _single(headers: Headers, name: str, *, required: bool) -> str | None:
 def parse_application(value: str) -> tuple[str, str]:
     """``<ns>:<app>`` -> (namespace, name), both validated as Kubernetes names."""
     namespace, sep, name = value.partition(":")
-    if not sep or not _DNS_LABEL.match(namespace) or not _DNS_SUBDOMAIN.match(name):
+    if not sep or not DNS_LABEL.match(namespace) or not DNS_SUBDOMAIN.match(name):
         raise ApiError(
             ErrorCode.BAD_APPLICATION_HEADER,
             f"{APPLICATION_HEADER} must be '<namespace>:<application>' with Kubernetes names",
@@ -97,7 +97,7 @@ def caller_from_headers(headers: Headers) -> Caller:
     project = _single(headers, PROJECT_HEADER, required=True)
     assert app_value is not None and project is not None
     namespace, name = parse_application(app_value)
-    if not _DNS_SUBDOMAIN.match(project):
+    if not DNS_SUBDOMAIN.match(project):
         raise ApiError(ErrorCode.BAD_HEADER, f"{PROJECT_HEADER} is not a valid project name")
 
     # Argo CD 3.2+ sends the stable user id; older versions only the user name.
@@ -106,7 +106,7 @@ def caller_from_headers(headers: Headers) -> Caller:
     )
     if user is None:
         raise ApiError(ErrorCode.MISSING_HEADER, f"missing header {USERNAME_HEADER} or {USER_ID_HEADER}")
-    if not _USER.match(user):
+    if not USER.match(user):
         raise ApiError(ErrorCode.BAD_HEADER, "user header has unexpected characters")
 
     groups: tuple[str, ...] = ()
@@ -115,7 +115,7 @@ def caller_from_headers(headers: Headers) -> Caller:
         groups = tuple(g.strip() for g in raw_groups[0].split(",") if _GROUP.match(g.strip()))
 
     control_plane = _single(headers, CONTROL_PLANE_NAMESPACE_HEADER, required=False)
-    if control_plane is not None and not _DNS_LABEL.match(control_plane):
+    if control_plane is not None and not DNS_LABEL.match(control_plane):
         raise ApiError(ErrorCode.BAD_HEADER, f"{CONTROL_PLANE_NAMESPACE_HEADER} is not a valid namespace")
 
     return Caller(
