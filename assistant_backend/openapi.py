@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
-from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, models_json_schema
 
 from . import __version__, identity, wire
 from .config import Settings
@@ -94,11 +94,19 @@ def _identity_parameters() -> list[dict[str, Any]]:
     ]
 
 
+class _Schema(GenerateJsonSchema):
+    """Pydantic's JSON Schema without the per-field titles it derives from field names (noise in the
+    document and in the generated TypeScript)."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
 def schemas(settings: Settings | None = None) -> dict[str, Any]:
     """``components.schemas``: the request in validation mode, every answer and event as sent."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [(wire.ChatRequest, "validation")]
     models += [(model, "serialization") for model in wire.ANSWERS]
-    _, top = models_json_schema(models, ref_template=_SCHEMAS + "{model}")
+    _, top = models_json_schema(models, ref_template=_SCHEMAS + "{model}", schema_generator=_Schema)
     found: dict[str, Any] = top["$defs"]
     if settings is not None:
         found["ChatRequest"]["properties"]["question"]["maxLength"] = settings.limits.max_question_chars
