@@ -81,6 +81,12 @@ ui: extension-ui/node_modules/.installed tests/browser/host/node_modules/.instal
 	cd extension-ui && npm run --silent package
 	cd tests/browser/host && node build.mjs
 
+.PHONY: wire-types
+wire-types: dev extension-ui/node_modules/.installed ## regenerate extension-ui/src/wire.ts (the panel's API types) from the backend's OpenAPI document
+	@mkdir -p build
+	$(BIN)/python -m assistant_backend --print-openapi > build/openapi.json
+	cd extension-ui && npm run --silent wire-types -- ../build/openapi.json -o src/wire.ts
+
 .PHONY: ui-test
 ui-test: ui ## UI unit tests (node's test runner) and type check
 	cd extension-ui && npm run --silent typecheck && npm test --silent

@@ -34,13 +34,13 @@ GROUPS_HEADER = "Argocd-User-Groups"
 CONTROL_PLANE_NAMESPACE_HEADER = "Argocd-Namespace"
 
 # RFC 1123 label (namespaces) and subdomain (Application and AppProject names).
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # User names and ids are opaque printable text (emails, `sub` UUIDs, LDAP DNs with commas and
 # spaces); control characters (C0, DEL, C1) could forge log lines, so they are refused.
 MAX_USER_CHARS = 1024
 USER_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]{{1,{MAX_USER_CHARS}}}$"
-_USER = re.compile(USER_PATTERN)
+USER = re.compile(USER_PATTERN)
 _GROUP = re.compile(r"^[^\x00-\x1f\x7f-\x9f,]{1,256}$")
 
 
@@ -116,7 +116,7 @@ def _user_header(headers: Headers, name: str) -> str:
         value = raw.encode("latin-1").decode("utf-8")
     except UnicodeError:
         raise ApiError(ErrorCode.BAD_HEADER, f"header {name} is not UTF-8") from None
-    if not _USER.fullmatch(value):
+    if not USER.fullmatch(value):
         raise ApiError(ErrorCode.BAD_HEADER, f"header {name} has control characters or is too long")
     return value
 
@@ -124,7 +124,7 @@ def _user_header(headers: Headers, name: str) -> str:
 def parse_application(value: str) -> tuple[str, str]:
     """``<ns>:<app>`` -> (namespace, name), both validated as Kubernetes names."""
     namespace, sep, name = value.partition(":")
-    if not sep or not _DNS_LABEL.match(namespace) or not _DNS_SUBDOMAIN.match(name):
+    if not sep or not DNS_LABEL.match(namespace) or not DNS_SUBDOMAIN.match(name):
         raise ApiError(
             ErrorCode.BAD_APPLICATION_HEADER,
             f"{APPLICATION_HEADER} must be '<namespace>:<application>' with Kubernetes names",
@@ -138,7 +138,7 @@ def caller_from_headers(headers: Headers) -> Caller:
     project = _single(headers, PROJECT_HEADER, required=True)
     assert app_value is not None and project is not None
     namespace, name = parse_application(app_value)
-    if not _DNS_SUBDOMAIN.match(project):
+    if not DNS_SUBDOMAIN.match(project):
         raise ApiError(ErrorCode.BAD_HEADER, f"{PROJECT_HEADER} is not a valid project name")
 
     # The pair, absent = empty (see the module docstring): 2.13-3.1 set the username, 3.2+ the id.
@@ -154,7 +154,7 @@ def caller_from_headers(headers: Headers) -> Caller:
         groups = tuple(g.strip() for g in raw_groups[0].split(",") if _GROUP.match(g.strip()))
 
     control_plane = _single(headers, CONTROL_PLANE_NAMESPACE_HEADER, required=False)
-    if control_plane is not None and not _DNS_LABEL.match(control_plane):
+    if control_plane is not None and not DNS_LABEL.match(control_plane):
         raise ApiError(ErrorCode.BAD_HEADER, f"{CONTROL_PLANE_NAMESPACE_HEADER} is not a valid namespace")
 
     return Caller(

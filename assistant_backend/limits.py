@@ -10,7 +10,8 @@ is only trusted after the shared-secret check, so limits cannot be dodged by cha
   request gets 429 ``rate_limited`` with ``Retry-After`` (whole seconds until a token is back).
 - Streams: at most ``max_streams_per_user`` answers streaming at once; the next is 429
   ``too_many_streams``. The slot is released however the stream ends: completed, failed, client
-  disconnect, or a failure before the first byte (:class:`HeldStreamResponse`).
+  disconnect, or a failure before the first byte (the turn's resources, closed by
+  ``stream.TurnResponse``).
 """
 
 from __future__ import annotations
@@ -19,10 +20,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from sse_starlette import EventSourceResponse
-from starlette.types import Receive, Scope, Send
 
 from .config import LimitsConfig
 from .errors import ApiError, ErrorCode
@@ -146,22 +143,3 @@ class UserLimits:
         self.streams.check(user)
         self.rate.take(user)
         return self.streams.acquire(user)
-
-
-class HeldStreamResponse(EventSourceResponse):
-    """An SSE response that gives its stream slot back when the response is over, however it ends.
-
-    The release sits around the whole ASGI call rather than in the event generator: a generator that
-    never started (the client left before the first byte) never runs its ``finally``, and a send that
-    fails skips the response's background task.
-    """
-
-    def __init__(self, slot: StreamSlot, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._slot = slot
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._slot.release()

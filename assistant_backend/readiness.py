@@ -11,9 +11,9 @@ import logging
 import time
 from dataclasses import dataclass
 
+from .catalogue import ModelCatalogue
 from .errors import ApiError
 from .metrics import Metrics
-from .models import ModelCatalog
 from .providers.base import Provider
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,11 @@ class Status:
 
 
 class Readiness:
-    def __init__(self, provider: Provider, catalog: ModelCatalog, metrics: Metrics, cache_s: float) -> None:
+    def __init__(
+        self, provider: Provider, catalogue: ModelCatalogue, metrics: Metrics, cache_s: float
+    ) -> None:
         self._provider = provider
-        self._catalog = catalog
+        self._catalogue = catalogue
         self._metrics = metrics
         self._cache_s = cache_s
         self._last: Status | None = None
@@ -51,7 +53,7 @@ class Readiness:
         try:
             async with asyncio.timeout(8):
                 info = await self._provider.probe()
-                await self._catalog.default()
+                await self._catalogue.default()
         except ApiError as exc:
             return Status(False, exc.message)
         except TimeoutError:

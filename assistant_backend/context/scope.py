@@ -25,8 +25,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
+from .. import linear
 from ..errors import ApiError, ErrorCode
-from ..requests import KIND_PATTERN, NAME_PATTERN
+from ..wire import KIND_PATTERN, NAME_PATTERN
 from .application import resources
 from .base import ResourceRef
 
@@ -151,12 +152,16 @@ def _kinds(entries: Any) -> tuple[tuple[str, str], ...]:
     )
 
 
+_KIND = linear.compile(KIND_PATTERN)
+_NAME = linear.compile(NAME_PATTERN)
+
+
 def _valid_owner_ref(ref: Mapping[str, Any]) -> bool:
     """Owner references come from the cluster: only well-formed kinds and names become URL parts."""
     api = str(ref.get("apiVersion", ""))
     return bool(
-        KIND_PATTERN.fullmatch(str(ref.get("kind", "")))
-        and NAME_PATTERN.fullmatch(str(ref.get("name", "")))
+        _KIND.search(str(ref.get("kind", "")))
+        and _NAME.search(str(ref.get("name", "")))
         and all(part and "/" not in part and ".." not in part for part in api.split("/", 1))
         and api.count("/") <= 1
     )

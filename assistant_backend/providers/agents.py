@@ -1,6 +1,6 @@
 """The legacy provider: Llama Stack's Agents API (0.2.x at ``/v1/agents``, 0.3.x at ``/v1alpha/agents``).
 
-Facts this relies on (DESIGN.md section 3, re-checked against a real 0.3.5):
+Facts this relies on (docs/upstream-facts.md, Llama Stack; re-checked against a real 0.3.5):
 - the API is gone from 0.4 on, so this provider refuses such servers;
 - only streaming turns work; the stream is ``data: {"event": {"payload": {...}}}`` lines with no
   ``event:`` lines and no ``[DONE]``; ``turn_start`` is never sent;

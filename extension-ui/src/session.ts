@@ -173,7 +173,8 @@ export class ChatSession {
         (ev) => {
           switch (ev.type) {
             case 'start':
-              this.setConversation(ev.data.conversation_id);
+              // null on a new conversation: the id arrives with `end`.
+              if (ev.data.conversation_id !== null) this.setConversation(ev.data.conversation_id);
               this.patchTurn(id, { model: ev.data.model });
               break;
             case 'context':

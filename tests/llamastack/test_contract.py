@@ -12,7 +12,7 @@ from tests.conftest import Combo
 from tests.support.backend import SECRET, backend_config
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import Reply, ScriptedModel
-from tests.support.sse import Decoder, Event, answer_text, iter_events, names, parse
+from tests.support.sse import Event, answer_text, iter_events, names, parse
 
 pytestmark = pytest.mark.llamastack
 
@@ -194,11 +194,10 @@ async def test_llama_stack_killed_mid_stream_gives_an_error_event(
         backend = start_backend(backend_config(doomed.url, combo.provider))
         model.script(Reply(text=" ".join(f"w{i}" for i in range(100)), token_delay_s=0.1))
         events: list[Event] = []
-        decoder = Decoder()
         async with httpx.AsyncClient(timeout=30) as client, client.stream(
             "POST", f"{backend.url}/v1/chat", json={"question": "Still there?"}, headers=identity()
         ) as response, asyncio.timeout(30):  # a hang fails here instead of blocking the suite
-            async for event in iter_events(response, decoder):
+            async for event in iter_events(response):
                 events.append(event)
                 if event.name == "token" and sum(e.name == "token" for e in events) == 3:
                     doomed.kill()

@@ -35,7 +35,6 @@ import ipaddress
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -53,6 +52,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from .net import free_port
+
 KUBE_VERSION = "1.20.2"
 CRD_DIR = Path(__file__).parent / "crds"
 
@@ -60,12 +61,6 @@ CRD_DIR = Path(__file__).parent / "crds"
 def kube_bin_dir() -> Path:
     cache = Path(os.environ.get("ARGOCD_ASSISTANT_CACHE", Path.home() / ".cache" / "argocd-assistant"))
     return cache / f"kubernetes-{KUBE_VERSION}" / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---- certificates -----------------------------------------------------------------------------
