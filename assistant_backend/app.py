@@ -77,7 +77,7 @@ async def chat(request: Request) -> Response:
     # Everything this turn holds goes on one stack: unwound here if the turn is refused before it
     # streams, else handed to the response, which closes it however the stream ends.
     async with AsyncExitStack() as resources:
-        slot = services.limits.admit(caller.identity)  # 429 before the body is even read
+        slot = services.limits.admit(*caller.limit_keys)  # 429 before the body is even read
         resources.callback(slot.release)
         raw = await read_json(request, limits.max_body_bytes, limits.body_read_timeout_s)
         turn = await services.chat.prepare(caller, parse_chat(raw, limits.max_question_chars))
