@@ -23,6 +23,14 @@ from .clusters import ClusterRegistry, Destination, load_local_credentials
 from .findings import run_rules
 from .gather import Gatherer, Snapshot, label, uid
 from .kube import KubeClient, KubeError
+from .relations import (
+    RelationWalker,
+    dedupe_logs,
+    make_in_scope_by_relation,
+    permitted_entries,
+    read_project,
+    refusal_notes,
+)
 from .render import assemble, build_sections
 from .scope import check_scope, listed, refuse
 from .tokens import estimate_tokens
@@ -94,6 +102,12 @@ class KubeContext:
         if control is None:
             snap.note(self.registry.local_note or "no Kubernetes access configured")
         else:
+            # issue 12: the AppProject (destinations) is read alongside the Application
+            project_read = asyncio.ensure_future(
+                asyncio.wait_for(
+                    read_project(control, self.registry.argocd_namespace, caller.project), self._call_timeout
+                )
+            )
             try:
                 snap.app = await asyncio.wait_for(read_application(control, caller), self._call_timeout)
             except (KubeError, TimeoutError) as exc:
@@ -102,13 +116,17 @@ class KubeContext:
                     f"could not read Application {caller.application}: {reason}; "
                     "nothing was read from the destination cluster"
                 )
+            finally:
+                if snap.app is None:
+                    project_read.cancel()
         if snap.app is not None and control is not None:
             t0 = time.perf_counter()
             await asyncio.gather(
-                self._from_destination(snap, caller, resource),
+                self._from_destination(snap, caller, resource, question, project_read),
                 self._application_events(control, snap, caller),
             )
             gather_ms = (time.perf_counter() - t0) * 1000
+            dedupe_logs(snap)
             _canonical_order(snap)
         findings = run_rules(snap)
         fired = tuple(f.rule for f in findings)
@@ -119,7 +137,7 @@ class KubeContext:
         )
         sections = build_sections(snap, findings, subject)
         reserved = estimate_tokens(header) + 20 + sum(estimate_tokens(n) + 2 for n in snap.notes)
-        fitted = fit(sections, self._budget, reserved=reserved)
+        fitted = fit(sections, self._budget, reserved=reserved, question=question)
         text, items = assemble(header, fitted, snap.notes)
         if not items:
             items = (ContextItem("note", subject, estimate_tokens(text)),)
@@ -142,13 +160,22 @@ class KubeContext:
             gather_ms=gather_ms if snap.app is not None else None,
         )
 
-    async def _from_destination(self, snap: Snapshot, caller: Caller, resource: ResourceRef | None) -> None:
+    async def _from_destination(
+        self,
+        snap: Snapshot,
+        caller: Caller,
+        resource: ResourceRef | None,
+        question: str = "",
+        project_read: asyncio.Future[tuple[dict[str, Any] | None, str | None]] | None = None,
+    ) -> None:
         assert snap.app is not None
         dest = await self.registry.destination(destination(snap.app))
         if dest.client is None:
             snap.note(f"{dest.note}; no live state from the destination cluster")
+            if project_read is not None:
+                project_read.cancel()
             return
-        await self._gather(snap, dest, caller, resource)
+        await self._gather(snap, dest, caller, resource, question, project_read)
 
     @staticmethod
     async def _with_namespace(app: dict[str, Any], client: KubeClient, ref: ResourceRef) -> ResourceRef:
@@ -188,11 +215,42 @@ class KubeContext:
         snap.add_events(events or [])
 
     async def _gather(
-        self, snap: Snapshot, dest: Destination, caller: Caller, resource: ResourceRef | None
+        self,
+        snap: Snapshot,
+        dest: Destination,
+        caller: Caller,
+        resource: ResourceRef | None,
+        question: str = "",
+        project_read: asyncio.Future[tuple[dict[str, Any] | None, str | None]] | None = None,
     ) -> None:
         assert dest.client is not None and snap.app is not None
         client = dest.client
-        gatherer = Gatherer(client, snap, log_lines=self._log_lines)
+        # ---- issue 12 call site: relation walkers and the AppProject destination check ----
+        app, control_ns = snap.app, self.registry.argocd_namespace
+        project: dict[str, Any] | None = None
+        if project_read is not None:
+            try:
+                project, project_note = await project_read
+            except TimeoutError:
+                project_note = f"could not read AppProject {caller.project} (timed out); its destinations were not checked"
+            if project_note:
+                snap.note(project_note)
+        server = str(destination(app).get("server") or destination(app).get("name") or "")
+
+        def readable(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            allowed, refused = permitted_entries(entries, project, server)
+            refusal_notes(snap, refused, caller.project)
+            return [dict(e) for e in allowed]
+
+        walker = RelationWalker(
+            client,
+            snap,
+            make_in_scope_by_relation(app, control_ns, snap),
+            log_lines=self._log_lines,
+            question=question,
+        )
+        gatherer = Gatherer(client, snap, log_lines=self._log_lines, relations=walker, readable=readable)
+        # ---- end of the issue 12 call site ----
 
         async def fetch(group: str, kind: str, name: str, namespace: str | None) -> dict[str, object] | None:
             return await client.get(group, kind, name, namespace)

@@ -14,9 +14,9 @@ object is one of those: a shared namespace never leaks another application's eve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from .application import problem_resources, resource_label
 from .kube import KubeClient, KubeError
@@ -157,11 +157,35 @@ def pod_unhealthy(pod: Mapping[str, Any]) -> bool:
     )
 
 
+class RelationsHook(Protocol):
+    """Relation walkers the engine may supply (issue 12, relations.py)."""
+
+    async def first(self) -> None: ...  # after owners/children: relations that add Pods
+
+    async def late(self) -> None: ...  # alongside the second stage: relations that add facts
+
+    def merge(self) -> None: ...  # after both: add what ``late`` reached
+
+
+# Which listed resources may be read live (AppProject destinations, not Missing; relations.py).
+EntryFilter = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+
+
 class Gatherer:
-    def __init__(self, client: KubeClient, snapshot: Snapshot, *, log_lines: int) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        snapshot: Snapshot,
+        *,
+        log_lines: int,
+        relations: RelationsHook | None = None,
+        readable: EntryFilter | None = None,
+    ) -> None:
         self.client = client
         self.snap = snapshot
         self.log_lines = log_lines
+        self.relations = relations
+        self.readable = readable
 
     async def _try(self, what: str, call: Awaitable[T]) -> T | None:
         try:
@@ -181,13 +205,16 @@ class Gatherer:
         )
         events, _ = await asyncio.gather(events_call, self._children(obj, depth=2))
         self.snap.add_events(e for e in events or [] if self._about(e, [obj]))
-        await self._second_stage([ns] if ns else [])
+        await self._with_relations([ns] if ns else [])
 
     async def for_application(self, app: Mapping[str, Any]) -> None:
-        entries = problem_resources(app)[:MAX_PROBLEM_RESOURCES]
-        if len(problem_resources(app)) > MAX_PROBLEM_RESOURCES:
+        problems = problem_resources(app)
+        if self.readable is not None:  # ---- AppProject destinations / Missing (relations.py) ----
+            problems = self.readable(problems)
+        entries = problems[:MAX_PROBLEM_RESOURCES]
+        if len(problems) > MAX_PROBLEM_RESOURCES:
             self.snap.note(
-                f"looked into the first {MAX_PROBLEM_RESOURCES} of {len(problem_resources(app))} problem resources"
+                f"looked into the first {MAX_PROBLEM_RESOURCES} of {len(problems)} problem resources"
             )
 
         async def one(entry: Mapping[str, Any]) -> None:
@@ -212,7 +239,7 @@ class Gatherer:
 
         await asyncio.gather(*(one(e) for e in entries))
         namespaces = sorted({str(e.get("namespace")) for e in entries if e.get("namespace")})
-        await self._second_stage(namespaces)
+        await self._with_relations(namespaces)
 
     async def note_missing(self, group: str, kind: str, what: str, version: str | None = None) -> None:
         """Say why an object could not be shown: its kind is not served (missing CRD, old API
@@ -305,6 +332,20 @@ class Gatherer:
         if len(fresh) > room:
             self.snap.note(f"showing {max(room, 0)} of {len(fresh) + len(self.snap.pods)} Pods")
         self.snap.pods.extend(fresh[: max(room, 0)])
+
+    async def _with_relations(self, namespaces: list[str]) -> None:
+        """The second stage, with the relation walkers around it when the engine supplied them."""
+        if self.relations is None:
+            await self._second_stage(namespaces)
+            return
+        await self.relations.first()  # ---- relation walkers (relations.py) ----
+        await asyncio.gather(self._second_stage(self._namespaces(namespaces)), self.relations.late())
+        self.relations.merge()
+
+    def _namespaces(self, namespaces: list[str]) -> list[str]:
+        """The namespaces whose events to read: those given, plus those of Pods a relation added."""
+        extra = {str(meta(p).get("namespace")) for p in self.snap.pods if meta(p).get("namespace")}
+        return sorted(set(namespaces) | extra)
 
     async def _second_stage(self, namespaces: list[str]) -> None:
         """Events of everything reached, logs of unhealthy Pods, PVCs of Pending Pods."""
