@@ -428,6 +428,7 @@ class RelationWalker:
         """The relations that add Pods (their events and logs are read by the gatherer's second
         stage, which runs after this): Ingress -> Service -> Pods, selectors, claims -> the Pods
         that mount them, sync-result hooks -> Jobs -> Pods. No I/O when none of these kinds is there."""
+        await self._prune_unscoped_pods()
         calls: list[Awaitable[None]] = []
         for obj in self.snap.objects():
             kind = obj.get("kind")
@@ -523,11 +524,21 @@ class RelationWalker:
             await self.service(svc)
 
     async def _relatable(self, pod: Mapping[str, Any]) -> bool:
-        """In scope by the predicate, already gathered, or owned (through ReplicaSet/Job) by an
+        """The selected object, in scope by the predicate, or owned (through ReplicaSet/Job...) by an
         object the predicate accepts."""
-        if uid(pod) in {uid(p) for p in self.snap.pods} or self.in_scope(pod):
+        if self.snap.target is not None and uid(pod) == uid(self.snap.target):
             return True
-        return await self._owned_in_scope(pod)
+        return self.in_scope(pod) or await self._owned_in_scope(pod)
+
+    async def _prune_unscoped_pods(self) -> None:
+        """A label selector (a Service's) also matches other Applications' Pods in a shared
+        namespace: those are named and counted, never shown, and their logs and events are not read."""
+        pods = list(self.snap.pods)
+        keep = await asyncio.gather(*(self._relatable(p) for p in pods))
+        for pod, ok in zip(pods, keep, strict=True):
+            if not ok:
+                self.snap.pods.remove(pod)
+                self.facts.skipped("Service selector", pod)
 
     async def service(self, svc: Mapping[str, Any]) -> None:
         selector = (svc.get("spec") or {}).get("selector") or {}

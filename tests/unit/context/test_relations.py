@@ -187,6 +187,21 @@ async def test_selector_that_matches_nothing_names_the_nearest_in_scope_pods() -
     assert "app=api-svc (Pod has app=api-service)" in finding.message
 
 
+async def test_pods_a_selector_matched_in_another_application_are_dropped_and_named() -> None:
+    svc = obj("Service", "web", spec={"selector": {"app": "web"}})
+    rs = obj("ReplicaSet", "web-1", api="apps/v1")
+    mine = pod("web-1-a", {"app": "web"}, metadata={"ownerReferences": [{"uid": "uid-ReplicaSet-web-1"}]})
+    foreign = pod("other", {"app": "web"})
+    client = FakeClient(svc, mine, foreign, logs={("other", "app", False): "canary-foreign"})
+    snap = Snapshot(
+        app=app(svc), target=svc, related=[rs], pods=[mine, foreign]
+    )  # as the gatherer found them
+    await walk(snap, client, "show the logs")
+    assert [p["metadata"]["name"] for p in snap.pods] == ["web-1-a"]
+    assert "log other/app" not in client.calls
+    assert any("Pod shop/other" in line and "not shown" in line for line in facts_of(snap).lines)
+
+
 def test_nearest_pods_ranks_by_shared_labels() -> None:
     pods = [pod("a", {"app": "x"}), pod("b", {"app": "web", "tier": "fe"}), pod("c", {"zone": "1"})]
     assert [p["metadata"]["name"] for p in nearest_pods({"app": "web", "tier": "be"}, pods, 3)] == ["b", "a"]
