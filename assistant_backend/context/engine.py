@@ -23,8 +23,8 @@ from .clusters import ClusterRegistry, Destination, load_local_credentials
 from .findings import run_rules
 from .gather import Gatherer, Snapshot, label, uid
 from .kube import KubeClient, KubeError
+from .relation_walker import RelationWalker
 from .relations import (
-    RelationWalker,
     dedupe_logs,
     make_in_scope_by_relation,
     permitted_entries,
