@@ -68,6 +68,7 @@ class RelationWalker:
         self._extra_logs: list[tuple[str, str, str, bool]] = []
         self._buffering = False
         self._held: list[dict[str, Any]] = []
+        self._owners: dict[tuple[str, str, str, str | None], asyncio.Future[Any]] = {}
 
     async def _try(self, what: str, call: Awaitable[Any]) -> Any:
         try:
@@ -281,14 +282,17 @@ class RelationWalker:
                 ):
                     continue
                 seen.add(ident)
-                calls.append(self._reference(pod, kind, ns, name, key))
+                calls.append(self._reference(pod, kind, ns, name, key, optional))
         await asyncio.gather(*calls)
 
     async def _reference(
-        self, pod: Mapping[str, Any], kind: str, ns: str, name: str, key: str | None
+        self, pod: Mapping[str, Any], kind: str, ns: str, name: str, key: str | None, optional: bool = False
     ) -> None:
         obj = await self._try(f"{kind} {ns}/{name}", self.client.get("", kind, name, ns))
         if obj is None:
+            if optional:  # the Pod starts without it: not a cause
+                self.facts.add(f"{label(pod)} references optional {kind} {ns}/{name}, which does not exist")
+                return
             self.facts.missing_refs.append((kind, ns, name, label(pod)))
             self.facts.add(f"{label(pod)} references {kind} {ns}/{name}, which does not exist")
             return
@@ -354,6 +358,16 @@ class RelationWalker:
             else:
                 self.facts.skipped("Pods mounting the claim", pod)
 
+    async def _owner(self, group: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        """Owners are shared (every Pod of a ReplicaSet): one read each per question."""
+        key = (group, kind, name, namespace)
+        if key not in self._owners:
+            self._owners[key] = asyncio.ensure_future(
+                self._try(f"{kind} {namespace}/{name}", self.client.get(group, kind, name, namespace))
+            )
+        found = await self._owners[key]
+        return dict(found) if found is not None else None
+
     async def _owned_in_scope(self, obj: Mapping[str, Any], hops: int = 3) -> bool:
         """Follow controller owners (matching uid) up to ``hops``; in scope when one is."""
         current: Mapping[str, Any] = obj
@@ -364,11 +378,8 @@ class RelationWalker:
             ref = refs[0]
             api = str(ref.get("apiVersion", ""))
             group = api.split("/", 1)[0] if "/" in api else ""
-            owner = await self._try(
-                f"{ref.get('kind')} {meta(current).get('namespace')}/{ref.get('name')}",
-                self.client.get(
-                    group, str(ref.get("kind")), str(ref.get("name")), meta(current).get("namespace")
-                ),
+            owner = await self._owner(
+                group, str(ref.get("kind")), str(ref.get("name")), meta(current).get("namespace")
             )
             if owner is None or meta(owner).get("uid") != ref.get("uid"):
                 return False
