@@ -207,7 +207,7 @@ class Rules:
 
     def config_key_missing(self, snap: Snapshot) -> list[Any]:
         """A referenced ConfigMap key that the ConfigMap does not have (names its keys), or a
-        referenced ConfigMap / ServiceAccount / PVC that does not exist.
+        referenced ConfigMap / ServiceAccount / PVC / Ingress backend Service that does not exist.
         Sources: https://github.com/kubernetes/kubernetes/issues/41573,
         https://github.com/rustyrazorblade/easy-db-lab/issues/733"""
         out = []
@@ -235,7 +235,9 @@ class Rules:
         pending = {label(p) for p in _pods(snap) if (p.get("status") or {}).get("phase") == "Pending"}
         for kind, ns, name, by in facts.missing_refs:
             # A running Pod's ServiceAccount existed when it started; its absence now explains nothing.
-            if kind in ("ConfigMap", "PersistentVolumeClaim") or (kind == "ServiceAccount" and by in pending):
+            if kind in ("ConfigMap", "PersistentVolumeClaim", "Service") or (
+                kind == "ServiceAccount" and by in pending
+            ):
                 out.append(
                     self.f(
                         "reference_missing",
