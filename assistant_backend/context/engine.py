@@ -28,6 +28,8 @@ from .clusters import ClusterRegistry, Destination, load_local_credentials
 from .findings import run_rules
 from .gather import Gatherer, Snapshot, label, missing, uid
 from .kube import KubeClient, KubeError
+from .relation_walker import RelationWalker
+from .relations import dedupe_logs, make_in_scope_by_relation
 from .render import assemble, build_sections
 from .scope import Fetch, Permissions, ScopeRules, Tracking, check_scope, refuse
 from .tokens import estimate_tokens
@@ -126,15 +128,18 @@ class KubeContext:
             t0 = time.perf_counter()
             rules = self._scope_rules(snap, caller, project, argocd_cm)
             await asyncio.gather(
-                self._from_destination(snap, caller, resource, rules),
+                self._from_destination(snap, caller, resource, rules, question),
                 self._application_events(control, snap, caller),
             )
             gather_ms = (time.perf_counter() - t0) * 1000
+            dedupe_logs(snap)
             _canonical_order(snap)
         # CPU-bound work on cluster text: off the event loop (every pattern is linear, lines capped).
-        return await asyncio.to_thread(self._render, snap, caller, subject, gather_ms)
+        return await asyncio.to_thread(self._render, snap, caller, subject, question, gather_ms)
 
-    def _render(self, snap: Snapshot, caller: Caller, subject: str, gather_ms: float) -> ContextBundle:
+    def _render(
+        self, snap: Snapshot, caller: Caller, subject: str, question: str, gather_ms: float
+    ) -> ContextBundle:
         findings = run_rules(snap)
         fired = tuple(f.rule for f in findings)
         header = (
@@ -144,7 +149,7 @@ class KubeContext:
         )
         sections = build_sections(snap, findings, subject)
         reserved = estimate_tokens(header) + 20 + sum(estimate_tokens(n) + 2 for n in snap.notes)
-        fitted = fit(sections, self._budget, reserved=reserved)
+        fitted = fit(sections, self._budget, reserved=reserved, question=question)
         text, items = assemble(header, fitted, snap.notes)
         if not items:
             items = (ContextItem("note", subject, estimate_tokens(text)),)
@@ -197,14 +202,19 @@ class KubeContext:
         )
 
     async def _from_destination(
-        self, snap: Snapshot, caller: Caller, resource: ResourceRef | None, rules: ScopeRules
+        self,
+        snap: Snapshot,
+        caller: Caller,
+        resource: ResourceRef | None,
+        rules: ScopeRules,
+        question: str = "",
     ) -> None:
         assert snap.app is not None
         dest = await self.registry.destination(destination(snap.app))
         if dest.client is None:
             snap.note(f"{dest.note}; no live state from the destination cluster")
             return
-        await self._gather(snap, dest, caller, resource, rules)
+        await self._gather(snap, dest, caller, resource, rules, question)
 
     @staticmethod
     async def _with_namespace(app: dict[str, Any], client: KubeClient, ref: ResourceRef) -> ResourceRef:
@@ -250,11 +260,16 @@ class KubeContext:
         caller: Caller,
         resource: ResourceRef | None,
         rules: ScopeRules,
+        question: str = "",
     ) -> None:
         assert dest.client is not None and snap.app is not None
         client = dest.client
         fetch = _memoized(client)
-        gatherer = Gatherer(client, snap, rules, fetch, log_lines=self._log_lines)
+        # Relation walkers (relations.py): what sits one or two hops away, under the same scope rules.
+        walker = RelationWalker(
+            client, snap, make_in_scope_by_relation(rules, snap), log_lines=self._log_lines, question=question
+        )
+        gatherer = Gatherer(client, snap, rules, fetch, log_lines=self._log_lines, relations=walker)
 
         try:
             async with asyncio.timeout(self._deadline):
