@@ -2,7 +2,10 @@
 
 What it does, in Argo CD's order:
 1. ``/extensions/<name>/...`` only; an unknown extension is 404 "Extension not found".
-2. The ``argocd.token`` cookie authenticates the user (Argo CD's session); without it, 401.
+2. The ``argocd.token`` cookie authenticates the user (Argo CD's session, ``WithAuthMiddleware`` in
+   ``util/session/sessionmanager.go``), answered with Go's ``http.Error`` (plain text, newline): no
+   cookie is 400 "Auth cookie not found"; a token that does not verify is 401 "Invalid token"; a
+   verified token whose session was revoked (logged out, expired) is 401 "Invalid session".
 3. ``ValidateHeaders``: ``Argocd-Application-Name`` must be ``<namespace>:<name>`` and
    ``Argocd-Project-Name`` present; else 400 "Invalid headers: ...".
 4. ``authorize``: RBAC ``applications, get`` on the app, ``extensions, invoke`` on the extension, the app
@@ -79,6 +82,7 @@ class ArgoCDProxy:
     apps: dict[str, App] = field(default_factory=lambda: {f"{a.namespace}/{a.name}": a for a in DEFAULT_APPS})
     extra_routes: Sequence[BaseRoute] = ()
     send_user_id: bool = True  # False behaves like Argo CD < 3.2
+    revoked_tokens: set[str] = field(default_factory=set)  # verified tokens of ended sessions
     host: str = "127.0.0.1"
     port: int = 0
     forwarded: list[httpx.Headers] = field(default_factory=list)  # headers the backend received
@@ -109,9 +113,14 @@ class ArgoCDProxy:
         ext_name = segments[1] if len(segments) > 1 else ""
         if not ext_name:
             return PlainTextResponse("Invalid URL: extension name must be provided\n", 400)
-        user = self.users.get(request.cookies.get("argocd.token", ""))
+        token = request.cookies.get("argocd.token", "")
+        if not token:
+            return _go_http_error("Auth cookie not found", 400)
+        if token in self.revoked_tokens:
+            return _go_http_error("Invalid session", 401)
+        user = self.users.get(token)
         if user is None:
-            return PlainTextResponse('{"error":"no session information","code":16}', 401)
+            return _go_http_error("Invalid token", 401)
         app_header = request.headers.get("Argocd-Application-Name", "")
         project = request.headers.get("Argocd-Project-Name", "")
         match = _APP_HEADER.match(app_header)
@@ -185,6 +194,13 @@ class ArgoCDProxy:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _go_http_error(message: str, status: int) -> Response:
+    """What Go's ``http.Error`` writes: the message and a newline, as plain text, not sniffable."""
+    return PlainTextResponse(
+        message + "\n", status, headers={"X-Content-Type-Options": "nosniff"}, media_type="text/plain"
+    )
 
 
 async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
