@@ -1,6 +1,7 @@
 """What both providers share about Llama Stack: the HTTP client, version, model list, error mapping.
 
-Version facts (checked against real 0.2.12, 0.3.5 and 0.7.3 servers, DESIGN.md section 3):
+Version facts (checked against real 0.2.12, 0.2.24, 0.3.5, 0.7.3 and OGX 1.5.0 servers; docs/upstream-facts.md,
+Llama Stack):
 ``GET /v1/version`` answers ``{"version": "0.7.3"}``; ``GET /v1/models`` answers
 ``{data: [{identifier, model_type}]}`` up to 0.3.x and the OpenAI shape ``{data: [{id,
 custom_metadata: {model_type}}]}`` from 0.4 on.
