@@ -11,10 +11,17 @@ otherwise always returns a bundle, saying in it what it could not read.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..identity import Caller
+
+if TYPE_CHECKING:  # wire.py imports ResourceRef from here
+    from ..wire import Attachment
+
+# Where an item came from: read by the backend, or attached by the panel from Argo CD's API.
+Source = Literal["kubernetes", "argocd"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,7 @@ class ContextItem:
     tokens: int
     truncated: bool = False
     redactions: int = 0
+    source: Source = "kubernetes"
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +58,7 @@ class ContextItem:
             "tokens": self.tokens,
             "truncated": self.truncated,
             "redactions": self.redactions,
+            "source": self.source,
         }
 
 
@@ -82,8 +91,18 @@ class ContextBundle:
 
 
 class ContextSource(Protocol):
-    """Gathers the context for one question. Implementations must never block the event loop."""
+    """Gathers the context for one question. Implementations must never block the event loop.
 
-    async def build(self, caller: Caller, resource: ResourceRef | None, question: str) -> ContextBundle: ...
+    ``attachments`` are what the panel read from Argo CD's API under the user's session; each must
+    name something in the Application's scope (else ``resource_not_in_application``).
+    """
+
+    async def build(
+        self,
+        caller: Caller,
+        resource: ResourceRef | None,
+        question: str,
+        attachments: Sequence[Attachment] = (),
+    ) -> ContextBundle: ...
 
     async def aclose(self) -> None: ...

@@ -21,7 +21,10 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..wire import RevisionAttachment
 from .application import problem_resources, resource_label
+from .base import Source
+from .diff import ResourceDiff
 from .kube import KubeClient, KubeError
 from .scope import Fetch, ScopeRules
 
@@ -52,6 +55,7 @@ class LogTail:
     container: str
     previous: bool
     text: str
+    source: Source = "kubernetes"  # "argocd": attached by the panel under the user's `logs, get`
 
     @property
     def label(self) -> str:
@@ -73,6 +77,9 @@ class Snapshot:
     events: list[dict[str, Any]] = field(default_factory=list)
     logs: list[LogTail] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # From the panel's attachments (Argo CD's API, the user's session), after the scope check:
+    diffs: list[ResourceDiff] = field(default_factory=list)  # computed when rendering
+    revisions: list[RevisionAttachment] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -167,13 +174,21 @@ def pod_unhealthy(pod: Mapping[str, Any]) -> bool:
 
 class Gatherer:
     def __init__(
-        self, client: KubeClient, snapshot: Snapshot, rules: ScopeRules, fetch: Fetch, *, log_lines: int
+        self,
+        client: KubeClient,
+        snapshot: Snapshot,
+        rules: ScopeRules,
+        fetch: Fetch,
+        *,
+        log_lines: int,
+        read_logs: bool = True,
     ) -> None:
         self.client = client
         self.snap = snapshot
         self.rules = rules
         self.fetch = fetch  # memoized GET, shared with the scope check
         self.log_lines = log_lines
+        self.read_logs = read_logs  # context.pod_logs: backend
 
     async def _try(self, what: str, call: Awaitable[T]) -> T | None:
         try:
@@ -354,7 +369,7 @@ class Gatherer:
         # Pods arrived in whatever order their reads finished: pick whose logs to read by name, so
         # the same cluster state always gives the same context (see engine._canonical_order).
         unhealthy = sorted((p for p in self.snap.pods if pod_unhealthy(p)), key=label)[:MAX_LOG_PODS]
-        for pod in unhealthy:
+        for pod in unhealthy if self.read_logs else []:
             calls.extend(self._logs(pod))
         claims: dict[tuple[str, str], Mapping[str, Any]] = {}
         for pod in self.snap.pods:
