@@ -44,6 +44,7 @@ def context(bundle: ContextBundle, *, sent: bool) -> ServerSentEvent:
             truncated=i.truncated,
             redactions=i.redactions,
             source=i.source,
+            detail=i.detail,
         )
         for i in bundle.items
     ]

@@ -127,7 +127,12 @@ class LogsAttachment(_Request):
 
     type: Literal["logs"]
     resource: Resource = Field(description="The Pod")
-    container: str = Field(max_length=63, pattern=CONTAINER_PATTERN)
+    container: str | None = Field(
+        None,
+        max_length=63,
+        pattern=CONTAINER_PATTERN,
+        description="Null: the Pod's default container (Argo CD's tree does not name containers)",
+    )
     previous: bool = Field(False, strict=True, description="The previous (crashed) instance's log")
     text: str = Field(max_length=MAX_LOG_CHARS)
 
@@ -213,6 +218,7 @@ class ContextItem(_Answer):
     source: Literal["kubernetes", "argocd"] = Field(
         description="\"argocd\": attached by the panel from Argo CD's API under the user's session"
     )
+    detail: str | None = Field(description="For a diff: the unified diff the model was shown")
 
 
 class ContextEvent(_Answer):

@@ -157,7 +157,7 @@ async def check_logs(
                 LogTail(
                     str(ref.namespace or ""),
                     ref.name,
-                    attachment.container,
+                    attachment.container or "(default)",
                     attachment.previous,
                     "\n".join(lines) + "\n",
                     source="argocd",

@@ -50,6 +50,7 @@ class ContextItem:
     truncated: bool = False
     redactions: int = 0
     source: Source = "kubernetes"
+    detail: str | None = None  # what the user may read of it in the panel (the rendered diff)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -59,6 +60,7 @@ class ContextItem:
             "truncated": self.truncated,
             "redactions": self.redactions,
             "source": self.source,
+            "detail": self.detail,
         }
 
 

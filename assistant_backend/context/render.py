@@ -388,6 +388,7 @@ def assemble(header: str, fitted: Fitted, notes: Sequence[str]) -> tuple[str, tu
                 section.truncated,
                 section.redactions,
                 section.source,
+                section.body if section.kind == "diff" else None,
             )
         )
     all_notes = list(notes)
@@ -410,5 +411,6 @@ def assemble(header: str, fitted: Fitted, notes: Sequence[str]) -> tuple[str, tu
             first.truncated,
             first.redactions,
             first.source,
+            first.detail,
         )
     return text, tuple(items)

@@ -106,6 +106,8 @@ export interface components {
              * @enum {string}
              */
             source: "kubernetes" | "argocd";
+            /** @description For a diff: the unified diff the model was shown */
+            detail: string | null;
         };
         /**
          * Conversation
@@ -161,7 +163,11 @@ export interface components {
             type: "logs";
             /** @description The Pod */
             resource: components["schemas"]["Resource"];
-            container: string;
+            /**
+             * @description Null: the Pod's default container (Argo CD's tree does not name containers)
+             * @default null
+             */
+            container?: string | null;
             /**
              * @description The previous (crashed) instance's log
              * @default false

@@ -31,9 +31,9 @@ def test_a_turn_streams_start_context_tokens_end(api: Api) -> None:
     assert events[1].data == {
         "items": [
             {"kind": "status", "ref": "Application argocd/guestbook", "tokens": 9, "truncated": False, "redactions": 0,
-             "source": "kubernetes"},
+             "source": "kubernetes", "detail": None},
             {"kind": "logs", "ref": "Application argocd/guestbook", "tokens": 4, "truncated": True, "redactions": 2,
-             "source": "kubernetes"},
+             "source": "kubernetes", "detail": None},
         ],
         "tokens_total": 13,
         "budget": 1000,
