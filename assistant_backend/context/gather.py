@@ -2,8 +2,8 @@
 
 For a selected resource: the live object, its events (field selector on the involved object), its
 owners (from the scope check), its children and their Pods for workloads, the Service's Endpoints
-and matching Pods, the PVCs of Pending Pods, and for unhealthy Pods the log tails (the previous
-container's too after a restart). For the Application itself: the same, shallower, for its
+and matching Pods, the PVCs of Pending Pods, and for unhealthy Pods (only under ``context.pod_logs:
+backend``) the log tails (the previous container's too after a restart). For the Application itself: the same, shallower, for its
 not-healthy or out-of-sync resources. Every call has a timeout; every failure becomes a note; the
 snapshot keeps whatever arrived before the overall deadline.
 

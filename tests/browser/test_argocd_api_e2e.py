@@ -20,7 +20,14 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, expect
 
-from tests.browser.argocd_world import APP_NAME, APP_NAMESPACE, COMMIT, DEPLOYMENT_NODE, FATAL, create_checkout_world
+from tests.browser.argocd_world import (
+    APP_NAME,
+    APP_NAMESPACE,
+    COMMIT,
+    DEPLOYMENT_NODE,
+    FATAL,
+    create_checkout_world,
+)
 from tests.browser.conftest import HostPage
 from tests.browser.hostpage import host_routes
 from tests.support.argocd_api import ArgoCDApi
@@ -121,8 +128,10 @@ async def test_the_diff_the_commit_and_the_logs_reach_the_answer(
     await expect(diff).to_contain_text("-  replicas: 1")
     await expect(diff).to_contain_text("+  replicas: 2")
     await expect(diff).to_contain_text("checkout:1.9.0")
-    await expect(context.locator('tr[data-source="argocd"]')).to_have_count(3)  # diff, revision, logs
+    # the diff, the revision, the current and the previous (crashed) instance's log
+    await expect(context.locator('tr[data-source="argocd"]')).to_have_count(4)
     await expect(context.get_by_test_id("aa-context-notes")).to_have_count(0)
+    await diff.scroll_into_view_if_needed()
     await host.screenshot("argocd-api-context-diff")
     shown = world.model.completions()[-1].text()
     assert "replicas 1 -> 2 in Git" in shown and "1.8.2 live -> 1.9.0 in Git" in shown

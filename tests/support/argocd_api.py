@@ -49,7 +49,7 @@ class ApiApp:
     name: str
     project: str = "default"
     desired: list[dict[str, Any]] = field(default_factory=list)  # the manifests "in Git"
-    live_keys: list[tuple[str, str, str, str, str]] = field(default_factory=list)  # (api, kind, ns, name, group)
+    live_keys: list[tuple[str, str, str, str]] = field(default_factory=list)  # (apiVersion, kind, ns, name) live only
     revisions: dict[str, dict[str, Any]] = field(default_factory=dict)  # revision -> RevisionMetadata
     pods: list[tuple[str, str]] = field(default_factory=list)  # (namespace, name) of Pods in its tree
 
@@ -130,7 +130,7 @@ class ArgoCDApi:
         q = request.query_params
         items: list[dict[str, Any]] = []
         keys = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]): d for d in app.desired}
-        for api, kind, ns, name, group in app.live_keys:
+        for api, kind, ns, name in app.live_keys:
             keys.setdefault((kind, ns, name), {"apiVersion": api, "kind": kind, "metadata": {"name": name, "namespace": ns}, "x-live-only": True})
         for (kind, ns, name), desired in keys.items():
             api = str(desired["apiVersion"])
