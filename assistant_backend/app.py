@@ -77,7 +77,7 @@ async def chat(request: Request) -> Response:
     # Everything this turn holds goes on one stack: unwound here if the turn is refused before it
     # streams, else handed to the response, which closes it however the stream ends.
     async with AsyncExitStack() as resources:
-        slot = services.limits.admit(caller.identity)  # 429 before the body is even read
+        slot = services.limits.admit(*caller.limit_keys)  # 429 before the body is even read
         resources.callback(slot.release)
         # Attachments have their own limit on top of the body's (limits.max_attachments_bytes).
         body = await read_body(

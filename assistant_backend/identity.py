@@ -76,6 +76,17 @@ class Caller:
         return json.dumps([self.username, self.user_id], ensure_ascii=True)
 
     @property
+    def limit_keys(self) -> tuple[str, ...]:
+        """What per-user limits count against: each identity header present, separately. Argo CD
+        sets one of them itself on every version, so a browser adding (or varying) the other one
+        still spends the same person's allowance."""
+        keys = (
+            f"username:{self.username}" if self.username else "",
+            f"user-id:{self.user_id}" if self.user_id else "",
+        )
+        return tuple(k for k in keys if k)
+
+    @property
     def owner_key(self) -> str:
         """What a conversation is bound to: this person on this application."""
         return json.dumps([self.username, self.user_id, self.app_namespace, self.app_name], ensure_ascii=True)

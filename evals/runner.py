@@ -14,7 +14,6 @@ Scenario format (``$NS`` is the scenario's namespace, ``$NODE`` a fake Node whos
     name: image-pull-typo
     description: what a human would see
     application: {project: shop, status: {...}, spec: {...}}   # merged onto a default Application
-    appproject: {destinations: [...], ...}   # the project's spec (default: every destination permitted)
     objects: [<k8s objects>]     # created in order; ``status`` written through /status;
                                  # ``x-argocd: {sync, health, message}`` lists it in status.resources;
                                  # ownerReferences get the owner's real uid
@@ -25,7 +24,16 @@ Scenario format (``$NS`` is the scenario's namespace, ``$NODE`` a fake Node whos
                                  # POST /v1/chat; a managed_resource's ``target`` / ``live`` may be an
                                  # object (serialised as Argo CD does), and ``live: cluster`` reads the
                                  # live object from the apiserver; ``resource.namespace`` defaults to $NS
-    expect: {evidence: [...], findings: [...], canaries: [...]}
+    question: what the user asks (default "Why is this not working?")
+    appproject: {destinations: [...]}  # the AppProject's spec (default: every destination allowed)
+    expect: {evidence: [...], findings: [...], canaries: [...], healthy: bool}
+
+Cluster-scoped objects (Node, PersistentVolume, StorageClass) take no namespace; a Node gets the
+fake kubelet's address so its Pods' logs can be read; an object may name another namespace (created
+on demand). ``expect.healthy: true`` makes the scenario a false-alarm check: no finding may fire.
+
+The gate (:attr:`Report.passed`): every scenario finds at least :data:`SCENARIO_THRESHOLD` of its
+evidence, the pool at least :data:`RECALL_THRESHOLD`, no canary leaks, no false alarm.
 
 Run ``make eval`` (or ``python -m evals``); the pytest ``tests/kube/test_evals.py`` runs the same code.
 """
@@ -55,7 +63,10 @@ from tests.support.kubelet import FakeKubelet
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 NODE = "eval-node-1"
-RECALL_THRESHOLD = 0.95
+RECALL_THRESHOLD = 0.95  # pooled over every scenario's evidence
+SCENARIO_THRESHOLD = 0.75  # each scenario on its own
+DEFAULT_QUESTION = "Why is this not working?"
+ARGOCD_NAMESPACE = "argocd"
 DEFAULT_BUDGET = 12_000  # the shipped default of context.token_budget
 
 _API_VERSIONS = {
@@ -71,7 +82,13 @@ _API_VERSIONS = {
     "ConfigMap": "v1",
     "Secret": "v1",
     "Application": "argoproj.io/v1alpha1",
+    "AppProject": "argoproj.io/v1alpha1",
+    "Ingress": "networking.k8s.io/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2beta2",
+    "StorageClass": "storage.k8s.io/v1",
+    "EndpointSlice": "discovery.k8s.io/v1beta1",
 }
+_CLUSTER_SCOPED = frozenset({"Namespace", "Node", "PersistentVolume", "StorageClass"})
 
 
 @dataclass
@@ -93,12 +110,17 @@ class Result:
     budget: int
     findings: list[str]
     gather_ms: float
+    false_alarms: list[str] = field(default_factory=list)  # findings fired in a healthy scenario
     notes: list[str] = field(default_factory=list)
     text: str = field(default="", repr=False)  # the rendered context, for --show (not in the JSON)
 
     @property
     def recall(self) -> float:
         return self.evidence_found / self.evidence_total if self.evidence_total else 1.0
+
+    @property
+    def passed(self) -> bool:
+        return self.recall >= SCENARIO_THRESHOLD and not self.leaks and not self.false_alarms
 
 
 @dataclass
@@ -115,28 +137,48 @@ class Report:
         return sum(len(r.leaks) for r in self.results)
 
     @property
+    def false_alarms(self) -> int:
+        return sum(len(r.false_alarms) for r in self.results)
+
+    @property
+    def failing(self) -> list[Result]:
+        """Scenarios that miss the per-scenario gate (recall, leaks or false alarms)."""
+        return [r for r in self.results if not r.passed]
+
+    @property
     def passed(self) -> bool:
-        return self.recall >= RECALL_THRESHOLD and self.leaks == 0
+        return (
+            self.recall >= RECALL_THRESHOLD
+            and self.leaks == 0
+            and self.false_alarms == 0
+            and not self.failing
+        )
 
     def table(self) -> str:
-        head = f"{'scenario':34} {'recall':>8} {'leaks':>5} {'tokens':>7} {'gather ms':>9}  findings"
+        head = (
+            f"{'scenario':34} {'recall':>8} {'pct':>5} {'leaks':>5} {'tokens':>7} {'gather ms':>9}  findings"
+        )
         lines = [head, "-" * len(head)]
         for r in self.results:
+            mark = "" if r.passed else "  << FAIL"
             lines.append(
-                f"{r.scenario:34} {r.evidence_found:>3}/{r.evidence_total:<3}  {len(r.leaks):>5} {r.tokens:>7} "
-                f"{r.gather_ms:>9.1f}  {','.join(dict.fromkeys(r.findings)) or '-'}"
+                f"{r.scenario:34} {r.evidence_found:>3}/{r.evidence_total:<3}  {r.recall:>5.0%} {len(r.leaks):>5} "
+                f"{r.tokens:>7} {r.gather_ms:>9.1f}  {','.join(dict.fromkeys(r.findings)) or '-'}{mark}"
             )
             for miss in r.missing:
                 lines.append(f"    missing evidence: {miss}")
             for leak in r.leaks:
                 lines.append(f"    LEAKED canary: {leak}")
+            for alarm in r.false_alarms:
+                lines.append(f"    FALSE ALARM: {alarm}")
         lines.append("-" * len(head))
         gathers = sorted(r.gather_ms for r in self.results)
         median = gathers[len(gathers) // 2] if gathers else 0.0
         lines.append(
-            f"{len(self.results)} scenarios, evidence recall {self.recall:.1%} (threshold "
-            f"{RECALL_THRESHOLD:.0%}), canary leaks {self.leaks}, median gather {median:.1f} ms: "
-            f"{'PASS' if self.passed else 'FAIL'}"
+            f"{len(self.results)} scenarios, evidence recall {self.recall:.1%} (pool threshold "
+            f"{RECALL_THRESHOLD:.0%}), {len(self.failing)} below the per-scenario gate "
+            f"({SCENARIO_THRESHOLD:.0%}, no leak, no false alarm), canary leaks {self.leaks}, false alarms "
+            f"{self.false_alarms}, median gather {median:.1f} ms: {'PASS' if self.passed else 'FAIL'}"
         )
         return "\n".join(lines)
 
@@ -144,9 +186,15 @@ class Report:
         return {
             "recall": self.recall,
             "leaks": self.leaks,
+            "false_alarms": self.false_alarms,
+            "failing": [r.scenario for r in self.failing],
             "passed": self.passed,
             "scenarios": [
-                {**{k: v for k, v in asdict(r).items() if k != "text"}, "recall": r.recall}
+                {
+                    **{k: v for k, v in asdict(r).items() if k != "text"},
+                    "recall": r.recall,
+                    "passed": r.passed,
+                }
                 for r in self.results
             ],
         }
@@ -217,8 +265,14 @@ class ScenarioRun:
             argocd = obj.pop("x-argocd", None)
             obj.setdefault("apiVersion", _API_VERSIONS.get(obj["kind"], "v1"))
             meta = obj.setdefault("metadata", {})
-            if obj["kind"] not in ("Namespace", "Node"):
+            if obj["kind"] == "Node":
+                # a Node whose kubelet is the fake one, so the apiserver can fetch its Pods' logs
+                obj = _merge(self.kubelet.node(meta["name"]), obj)
+                meta = obj["metadata"]
+            if obj["kind"] not in _CLUSTER_SCOPED:
                 meta.setdefault("namespace", ns)
+                if meta["namespace"] != ns:
+                    cluster.ensure_namespace(meta["namespace"])
             for ref in meta.get("ownerReferences") or []:
                 ref.setdefault("apiVersion", _API_VERSIONS.get(ref["kind"], "v1"))
                 ref.setdefault("controller", True)
@@ -337,9 +391,8 @@ class ScenarioRun:
         return out
 
     async def score(self, engine: KubeContext) -> Result:
-        bundle = await engine.build(
-            self.caller(), self.selected(), "Why is this not working?", self.attachments()
-        )
+        question = str(self.doc.get("question") or DEFAULT_QUESTION)
+        bundle = await engine.build(self.caller(), self.selected(), question, self.attachments())
         expect = self.doc.get("expect") or {}
         haystack = bundle.text.lower()
         wanted = [str(e) for e in expect.get("evidence") or []] + [
@@ -348,6 +401,9 @@ class ScenarioRun:
         missing = [w for w in wanted if w.lower() not in haystack]
         shown = bundle.text + json.dumps(bundle.event_data()) + "\n".join(bundle.notes)
         leaks = [c for c in expect.get("canaries") or [] if str(c) in shown]
+        # A healthy scenario is a false-alarm check: any finding there is a failure reported on a
+        # healthy app or resource.
+        false_alarms = list(bundle.findings) if expect.get("healthy") else []
         return Result(
             scenario=self.scenario.name,
             evidence_total=len(wanted),
@@ -358,6 +414,7 @@ class ScenarioRun:
             budget=bundle.budget,
             findings=list(bundle.findings),
             gather_ms=round(bundle.gather_ms or 0.0, 1),
+            false_alarms=false_alarms,
             notes=list(bundle.notes),
             text=bundle.text,
         )
@@ -365,7 +422,7 @@ class ScenarioRun:
 
 def engine_settings(kubeconfig: Path, budget: int = 12_000) -> Settings:
     return Settings(
-        kubernetes={"kubeconfig": kubeconfig, "argocd_namespace": "argocd"},
+        kubernetes={"kubeconfig": kubeconfig, "argocd_namespace": ARGOCD_NAMESPACE},
         context={"token_budget": budget, "pod_logs": "backend"},  # the scenarios read logs as the backend
         auth={"insecure_allow_no_secret": True},
     )

@@ -38,6 +38,8 @@ from .findings import run_rules
 from .gather import Gatherer, Snapshot, label, missing, pod_unhealthy, uid
 from .kube import KubeClient, KubeError
 from .redact import Redactor
+from .relation_walker import RelationWalker
+from .relations import dedupe_logs, make_in_scope_by_relation
 from .render import assemble, build_sections
 from .scope import Fetch, Permissions, ScopeRules, Tracking, check_scope, refuse
 from .tokens import estimate_tokens
@@ -150,16 +152,19 @@ class KubeContext:
             for note in attached.notes:
                 snap.note(note)
             await asyncio.gather(
-                self._from_destination(snap, caller, resource, rules, attached),
+                self._from_destination(snap, caller, resource, rules, attached, question),
                 self._application_events(control, snap, caller),
             )
             gather_ms = (time.perf_counter() - t0) * 1000
+            dedupe_logs(snap)
             self._log_policy_note(snap, attached)
             _canonical_order(snap)
         elif attachments:
             snap.note("the attachments from Argo CD were not used: the Application could not be read")
         # CPU-bound work on cluster text: off the event loop (every pattern is linear, lines capped).
-        return await asyncio.to_thread(self._render, snap, caller, subject, gather_ms, attached.states)
+        return await asyncio.to_thread(
+            self._render, snap, caller, subject, question, gather_ms, attached.states
+        )
 
     def _log_policy_note(self, snap: Snapshot, attached: Attached) -> None:
         """Tell the model why there are no logs, when it would otherwise wonder."""
@@ -178,6 +183,7 @@ class KubeContext:
         snap: Snapshot,
         caller: Caller,
         subject: str,
+        question: str,
         gather_ms: float,
         states: Sequence[AttachedState] = (),
     ) -> ContextBundle:
@@ -198,7 +204,7 @@ class KubeContext:
         )
         sections = build_sections(snap, findings, subject)
         reserved = estimate_tokens(header) + 20 + sum(estimate_tokens(n) + 2 for n in snap.notes)
-        fitted = fit(sections, self._budget, reserved=reserved)
+        fitted = fit(sections, self._budget, reserved=reserved, question=question)
         text, items = assemble(header, fitted, snap.notes)
         if not items:
             items = (ContextItem("note", subject, estimate_tokens(text)),)
@@ -257,6 +263,7 @@ class KubeContext:
         resource: ResourceRef | None,
         rules: ScopeRules,
         attached: Attached,
+        question: str = "",
     ) -> None:
         assert snap.app is not None
         dest = await self.registry.destination(destination(snap.app))
@@ -269,7 +276,7 @@ class KubeContext:
                 )
             return
         fetch = _memoized(dest.client)
-        await self._gather(snap, dest, caller, resource, rules, fetch)
+        await self._gather(snap, dest, caller, resource, rules, fetch, question)
         await self._attached_logs(snap, caller, rules, attached, fetch)
 
     async def _attached_logs(
@@ -340,11 +347,22 @@ class KubeContext:
         resource: ResourceRef | None,
         rules: ScopeRules,
         fetch: Fetch,
+        question: str = "",
     ) -> None:
         assert dest.client is not None and snap.app is not None
         client = dest.client
+        read_logs = self._pod_logs == "backend"
+        # Relation walkers (relations.py): what sits one or two hops away, under the same scope rules.
+        walker = RelationWalker(
+            client,
+            snap,
+            make_in_scope_by_relation(rules, snap),
+            log_lines=self._log_lines,
+            question=question,
+            read_logs=read_logs,
+        )
         gatherer = Gatherer(
-            client, snap, rules, fetch, log_lines=self._log_lines, read_logs=self._pod_logs == "backend"
+            client, snap, rules, fetch, log_lines=self._log_lines, read_logs=read_logs, relations=walker
         )
 
         try:

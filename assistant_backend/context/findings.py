@@ -593,6 +593,12 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+# Rules for objects reached by relations (issue 12): kept in their own module.
+from .relation_findings import Rules as _RelationRules  # noqa: E402
+
+RULES = RULES + _RelationRules(Finding).all()
+
+
 def run_rules(snap: Snapshot) -> list[Finding]:
     """All findings, most specific first, without exact duplicates."""
     seen: set[str] = set()

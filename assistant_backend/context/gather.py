@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ..wire import RevisionAttachment
 from .application import problem_resources, resource_label
@@ -172,6 +172,16 @@ def pod_unhealthy(pod: Mapping[str, Any]) -> bool:
     )
 
 
+class RelationsHook(Protocol):
+    """Relation walkers the engine may supply (issue 12, relations.py)."""
+
+    async def first(self) -> None: ...  # after owners/children: relations that add Pods
+
+    async def late(self) -> None: ...  # alongside the second stage: relations that add facts
+
+    def merge(self) -> None: ...  # after both: add what ``late`` reached
+
+
 class Gatherer:
     def __init__(
         self,
@@ -182,6 +192,7 @@ class Gatherer:
         *,
         log_lines: int,
         read_logs: bool = True,
+        relations: RelationsHook | None = None,
     ) -> None:
         self.client = client
         self.snap = snapshot
@@ -189,6 +200,7 @@ class Gatherer:
         self.fetch = fetch  # memoized GET, shared with the scope check
         self.log_lines = log_lines
         self.read_logs = read_logs  # context.pod_logs: backend
+        self.relations = relations
 
     async def _try(self, what: str, call: Awaitable[T]) -> T | None:
         try:
@@ -208,7 +220,7 @@ class Gatherer:
         )
         events, _ = await asyncio.gather(events_call, self._children(obj, depth=2))
         self.snap.add_events(e for e in events or [] if self._about(e, [obj]))
-        await self._second_stage([ns] if ns else [])
+        await self._with_relations([ns] if ns else [])
 
     async def for_application(self, app: Mapping[str, Any]) -> None:
         problems = problem_resources(app)
@@ -258,7 +270,7 @@ class Gatherer:
 
         await asyncio.gather(*(one(e) for e in entries), *unread[:MAX_PROBLEM_RESOURCES])
         namespaces = sorted({str(e.get("namespace")) for e in entries if e.get("namespace")})
-        await self._second_stage(namespaces)
+        await self._with_relations(namespaces)
 
     async def note_missing(self, group: str, kind: str, what: str, version: str | None = None) -> None:
         """Say why an object could not be shown: its kind is not served (missing CRD, old API
@@ -362,6 +374,20 @@ class Gatherer:
         if len(fresh) > room:
             self.snap.note(f"showing {max(room, 0)} of {len(fresh) + len(self.snap.pods)} Pods")
         self.snap.pods.extend(fresh[: max(room, 0)])
+
+    async def _with_relations(self, namespaces: list[str]) -> None:
+        """The second stage, with the relation walkers around it when the engine supplied them."""
+        if self.relations is None:
+            await self._second_stage(namespaces)
+            return
+        await self.relations.first()  # ---- relation walkers (relations.py) ----
+        await asyncio.gather(self._second_stage(self._namespaces(namespaces)), self.relations.late())
+        self.relations.merge()
+
+    def _namespaces(self, namespaces: list[str]) -> list[str]:
+        """The namespaces whose events to read: those given, plus those of Pods a relation added."""
+        extra = {str(meta(p).get("namespace")) for p in self.snap.pods if meta(p).get("namespace")}
+        return sorted(set(namespaces) | extra)
 
     async def _second_stage(self, namespaces: list[str]) -> None:
         """Events of everything reached, logs of unhealthy Pods, PVCs of Pending Pods."""

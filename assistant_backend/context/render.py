@@ -21,6 +21,7 @@ from .diff import ResourceDiff
 from .findings import Finding
 from .gather import LogTail, Snapshot, container_statuses, label, meta
 from .redact import Redactor
+from .relations import facts_of, relation_line
 from .tokens import estimate_tokens
 
 # Metadata a reader needs; the rest (uid, resourceVersion, selfLink, generation...) is noise.
@@ -156,7 +157,7 @@ def _one_line(obj: Mapping[str, Any]) -> str:
             f"{label(obj)}: active {status.get('active', 0)}, succeeded {status.get('succeeded', 0)}, "
             f"failed {status.get('failed', 0)}"
         )
-    return label(obj)
+    return relation_line(obj) or label(obj)  # kinds reached by relations (relations.py)
 
 
 def _event_line(event: Mapping[str, Any]) -> str:
@@ -237,6 +238,20 @@ def build_sections(
                 subject,
                 "Related objects (owners, children, Pods)",
                 "\n".join(lines),
+                red.count,
+                "head",
+            )
+        )
+
+    facts = facts_of(snap)  # ---- what the relation walkers established (relations.py) ----
+    if facts.lines:
+        red = Redactor()
+        sections.append(
+            Section(
+                "relations",
+                subject,
+                "Relations (selectors, references, volumes, nodes, hooks, child Applications)",
+                "\n".join(red.text(line) for line in facts.lines),
                 red.count,
                 "head",
             )

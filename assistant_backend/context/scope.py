@@ -86,15 +86,38 @@ class Tracking:
         return False
 
 
+def _glob_or_not(pattern: str, value: str) -> bool:
+    """Argo CD's globMatch with negation: ``!pattern`` matches every value the pattern does not."""
+    if pattern.startswith("!"):
+        return not _glob(pattern[1:], value)
+    return _glob(pattern, value)
+
+
+def _field_matches(pattern: str, value: str) -> bool:
+    """Argo CD infers the missing one of server and name from its cluster list before it checks; we
+    do not know it, so an unknown value matches only "*" (which would match whatever it is)."""
+    if value:
+        return _glob_or_not(pattern, value)
+    return pattern == "*"
+
+
+def _deny(pattern: str) -> bool:
+    return pattern.startswith("!")
+
+
 @dataclass(frozen=True, slots=True)
 class Permissions:
     """The AppProject's destinations and cluster-scoped kinds, for this Application's destination.
 
-    Without a readable AppProject only the Application's own destination namespace is permitted.
+    Namespaces follow Argo CD's ``isDestinationMatched``: permitted when some destination matches
+    (server or name, and namespace; a ``!`` pattern matches what it does not name) and no deny
+    pattern fails to match. Without a readable AppProject only the Application's own destination
+    namespace is permitted.
     """
 
-    namespaces: tuple[str, ...]  # glob patterns that permit a namespace
-    denied: tuple[str, ...] = ()  # "!pattern" entries
+    destinations: tuple[tuple[str, str, str], ...]  # (server, name, namespace) patterns
+    dest_server: str = ""
+    dest_name: str = ""
     cluster_kinds: tuple[tuple[str, str], ...] = ()  # (group, kind) globs permitted cluster-wide
     cluster_kinds_denied: tuple[tuple[str, str], ...] = ()
     project: str = ""
@@ -102,46 +125,52 @@ class Permissions:
     @classmethod
     def from_project(cls, project: Mapping[str, Any] | None, app: Mapping[str, Any]) -> Permissions:
         dest = (app.get("spec") or {}).get("destination") or {}
-        name = str((app.get("metadata") or {}).get("name") or "")
+        server, name = str(dest.get("server") or ""), str(dest.get("name") or "")
         if project is None:
             own = str(dest.get("namespace") or "")
-            return cls(namespaces=(own,) if own else (), project=name)
+            exact = tuple(f"[{c}]" if c in "*?[!" else c for c in own)  # no glob can widen it
+            return cls(
+                destinations=((server, name, "".join(exact)),) if own else (),
+                dest_server=server,
+                dest_name=name,
+                project=str((app.get("spec") or {}).get("project") or ""),
+            )
         spec = project.get("spec") or {}
-        allowed: list[str] = []
-        denied: list[str] = []
-        for entry in spec.get("destinations") or []:
-            if not isinstance(entry, Mapping) or not _cluster_matches(entry, dest):
-                continue
-            pattern = str(entry.get("namespace") or "")
-            (denied if pattern.startswith("!") else allowed).append(pattern.lstrip("!"))
+        destinations = tuple(
+            (str(e.get("server") or ""), str(e.get("name") or ""), str(e.get("namespace") or ""))
+            for e in spec.get("destinations") or []
+            if isinstance(e, Mapping)
+        )
         return cls(
-            namespaces=tuple(allowed),
-            denied=tuple(denied),
+            destinations=destinations,
+            dest_server=server,
+            dest_name=name,
             cluster_kinds=_kinds(spec.get("clusterResourceWhitelist")),
             cluster_kinds_denied=_kinds(spec.get("clusterResourceBlacklist")),
             project=str((project.get("metadata") or {}).get("name") or ""),
         )
 
     def namespace_permitted(self, namespace: str) -> bool:
-        return any(_glob(p, namespace) for p in self.namespaces) and not any(
-            _glob(p, namespace) for p in self.denied
-        )
+        any_matched, no_deny_failed = False, True
+        for server_p, name_p, ns_p in self.destinations:
+            name_ok = _field_matches(name_p, self.dest_name)
+            server_ok = _field_matches(server_p, self.dest_server)
+            ns_ok = _glob_or_not(ns_p, namespace)
+            if (server_ok or name_ok) and ns_ok:
+                any_matched = True
+            elif (
+                (not name_ok and _deny(name_p))
+                or (not server_ok and _deny(server_p))
+                or (not ns_ok and _deny(ns_p))
+            ):
+                no_deny_failed = False
+        return any_matched and no_deny_failed
 
     def cluster_kind_permitted(self, group: str, kind: str) -> bool:
         def hit(kinds: Sequence[tuple[str, str]]) -> bool:
             return any(_glob(g, group) and _glob(k, kind) for g, k in kinds)
 
         return hit(self.cluster_kinds) and not hit(self.cluster_kinds_denied)
-
-
-def _cluster_matches(entry: Mapping[str, Any], dest: Mapping[str, Any]) -> bool:
-    """Does a project destination entry speak about the Application's cluster?"""
-    server, name = str(entry.get("server") or ""), str(entry.get("name") or "")
-    if server and dest.get("server") and _glob(server.lstrip("!"), str(dest["server"])):
-        return True
-    if name and dest.get("name") and _glob(name.lstrip("!"), str(dest["name"])):
-        return True
-    return server == "*" or name == "*"
 
 
 def _kinds(entries: Any) -> tuple[tuple[str, str], ...]:
@@ -209,7 +238,7 @@ class ScopeRules:
         if health == "Missing":
             return "Argo CD lists it as Missing (no live object belongs to the Application)"
         if namespace and not self.permissions.namespace_permitted(namespace):
-            return f"namespace {namespace} is not a destination permitted by AppProject {project}"
+            return f"namespace {namespace} is not permitted by the destinations of AppProject {project}"
         if not namespace and not self.permissions.cluster_kind_permitted(
             str(entry.get("group") or ""), str(entry.get("kind") or "")
         ):

@@ -37,7 +37,7 @@ from .base import (
     context_message,
     is_context_message,
 )
-from .llamastack import LlamaStack, api_error_from
+from .llamastack import LlamaStack, api_error_from, build_openai_http_client
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,7 @@ class ResponsesProvider:
                 api_key=config.resolved_api_key() or "none",
                 timeout=openai.Timeout(config.timeout_s, connect=config.connect_timeout_s),
                 max_retries=0,  # retrying a streamed answer would duplicate text; fail fast instead
+                http_client=build_openai_http_client(),  # retries a failed connect only
             )
         return self._client
 

@@ -75,6 +75,10 @@ export function backendError(code: string, message: string, status?: number, ret
 export function argocdError(status: number, body: string): UiError {
   const detail = body.trim().slice(0, 300) || undefined;
   let message: string;
+  // Argo CD's login middleware (util/session WithAuthMiddleware), not RBAC: asking for permission would mislead.
+  if ((status === 400 && detail === 'Auth cookie not found') || (status === 401 && (detail === 'Invalid token' || detail === 'Invalid session'))) {
+    return { code: 'argocd_session', status, message: 'Your Argo CD session has ended. Log in again, then retry.', detail, retryable: true };
+  }
   switch (status) {
     case 401:
     case 403:

@@ -162,6 +162,9 @@ NEEDED = {
     ("", "nodes"),
     ("", "resourcequotas"),
     ("", "limitranges"),
+    ("", "serviceaccounts"),  # a Pod's workload-identity annotations (relations)
+    ("", "persistentvolumes"),  # a claim's volume: zone, access modes (relations)
+    ("storage.k8s.io", "storageclasses"),
     ("apps", "deployments"),
     ("apps", "replicasets"),
     ("apps", "statefulsets"),

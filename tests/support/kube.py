@@ -15,8 +15,8 @@ What you get (:class:`KubeCluster`):
   REST helpers with API discovery, so any served kind works (CRDs included).
 
 The apiserver runs with ``--token-auth-file`` and ``--authorization-mode=RBAC``; service-account keys are
-generated so SA tokens verify. The Argo CD ``Application`` CRD (``tests/support/crds/application.yaml``)
-is installed at start. The ``ServiceAccount`` admission plugin is disabled so tests can create Pods
+generated so SA tokens verify. The Argo CD ``Application`` and ``AppProject`` CRDs
+(``tests/support/crds/``) are installed at start. The ``ServiceAccount`` admission plugin is disabled so tests can create Pods
 directly without token Secrets (which is not what is under test). The node lifecycle controller is
 disabled: our Nodes are fakes (see ``tests/support/kubelet.py``) that never heartbeat, and we don't
 want them tainted and their Pods evicted mid-test.
@@ -322,8 +322,8 @@ class KubeCluster:
                     "--v=0",
                 ],
             )
-        self.apply_yaml((CRD_DIR / "application.yaml").read_text())
-        self.apply_yaml((CRD_DIR / "appproject.yaml").read_text())
+        for crd in sorted(CRD_DIR.glob("*.yaml")):  # Application, AppProject
+            self.apply_yaml(crd.read_text())
         self._wait_for(lambda: self._served("argoproj.io/v1alpha1", "Application"), "Application CRD served")
         self._wait_for(lambda: self._served("argoproj.io/v1alpha1", "AppProject"), "AppProject CRD served")
         if self.with_controllers:

@@ -3,7 +3,7 @@ import type { KeyboardEvent } from 'react';
 import { AssistantClient } from '../api';
 import { ArgoCDApi } from '../argocdApi';
 import { gatherAttachments, planAttachments } from '../attachments';
-import { subjectOf, suggestions, type Application, type KubeObject } from '../resource';
+import { isApplicationSet, subjectOf, suggestions, type Application, type KubeObject } from '../resource';
 import { ChatSession, sessionFor, type KeyValueStore, type SessionState, type Turn } from '../session';
 import { ContextDisclosure } from './ContextDisclosure';
 import { ErrorNote } from './ErrorNote';
@@ -67,7 +67,42 @@ function TurnView(props: { turn: Turn; busy: boolean; onRetry: (id: number) => v
   );
 }
 
+/** What the panel shows where there is no Application to ask about (an ApplicationSet page). */
+export function NotAnApplication(props: { variant?: 'tab' | 'flyout'; name?: string }) {
+  return (
+    <div className={`aa-panel${props.variant === 'flyout' ? ' aa-panel--flyout' : ''}`} data-testid="aa-panel">
+      <div className="aa-header">
+        <span className="aa-header__title">
+          <i className="fa fa-comments" /> Assistant
+        </span>
+      </div>
+      <div className="aa-messages">
+        <div className="aa-empty" data-testid="aa-not-an-application">
+          <p>
+            The Assistant works on Applications and their resources.
+            {props.name ? (
+              <>
+                {' '}
+                <strong>{props.name}</strong> is an ApplicationSet: open one of the Applications it generates to ask
+                about it.
+              </>
+            ) : null}
+          </p>
+        </div>
+      </div>
+    </div>
+  );
+}
+
 export function Panel(props: PanelProps) {
+  // Decided before any hook runs: this component never creates a client (no request is sent).
+  if (isApplicationSet(props.application)) {
+    return <NotAnApplication variant={props.variant} name={props.application.metadata?.name} />;
+  }
+  return <ChatPanel {...props} />;
+}
+
+function ChatPanel(props: PanelProps) {
   const subject = subjectOf(props.resource, props.application);
   const session = sessionFor(subject, () => new ChatSession(subject, new AssistantClient(subject.app), browserStorage()));
   const state = useSessionState(session);
@@ -200,7 +235,11 @@ export function Panel(props: PanelProps) {
           className="aa-input"
           data-testid="aa-input"
           rows={2}
-          placeholder={state.turns.length ? 'Ask a follow-up question' : 'Ask a question about this resource'}
+          placeholder={
+            state.turns.length
+              ? 'Ask a follow-up question'
+              : `Ask a question about this ${subject.resource ? 'resource' : 'application'}`
+          }
           aria-label="Question"
           value={draft}
           onChange={(e) => setDraft(e.target.value)}

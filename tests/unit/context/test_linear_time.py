@@ -2,8 +2,8 @@
 
 One crafted log line must never stall the replica (docs/security.md, "Linear-time text handling"):
 the context engine compiles its patterns with RE2 only, which this file checks statically, and the
-cost of every pattern on adversarial 256 KB inputs grows linearly (2n costs < 3x n), which a
-backtracking engine fails by orders of magnitude on the same inputs.
+cost of every pattern on adversarial 256 KB inputs grows linearly (4n costs < 8x n, where quadratic is
+16x), which a backtracking engine fails by orders of magnitude on the same inputs.
 """
 
 from __future__ import annotations
@@ -96,24 +96,27 @@ def _cost(run: Callable[[], object], repeats: int = 5) -> float:
 
 @pytest.mark.parametrize(("name", "regex"), TEXT_PATTERNS, ids=[n for n, _ in TEXT_PATTERNS])
 def test_cost_grows_linearly_on_adversarial_256kb_lines(name: str, regex: linear.Regex) -> None:
+    # 64 KB against 256 KB: linear costs 4x, quadratic 16x. The bound (8x) leaves room for a busy
+    # machine's noise on one side and still fails any super-linear pattern by a wide margin.
     worst = 0.0
     for unit in ADVERSARIAL.values():
-        half = (unit * (SIZE // 2 // len(unit) + 1))[: SIZE // 2]
-        full = (unit * (SIZE // len(unit) + 1))[:SIZE]
-        # sub() finds every match of the text, as redaction does (its callback adds O(1) per match).
-        small = _cost(lambda text=half: regex.sub("", text))
-        large = _cost(lambda text=full: regex.sub("", text))
-        # Below 1 ms timing noise dominates; a quadratic pattern takes seconds here.
-        worst = max(worst, large / max(small, 1e-3))
-    assert worst < 3.0, f"{name}: 2n costs {worst:.1f}x n"
+        small_text = (unit * (SIZE // 4 // len(unit) + 1))[: SIZE // 4]
+        large_text = (unit * (SIZE // len(unit) + 1))[:SIZE]
+        small, large = float("inf"), float("inf")
+        for _ in range(5):  # interleaved, so a slow moment hits both sizes alike
+            small = min(small, _cost(lambda text=small_text: regex.sub("", text), repeats=1))
+            large = min(large, _cost(lambda text=large_text: regex.sub("", text), repeats=1))
+        # Below 5 ms a busy machine's hiccups dominate; a quadratic pattern takes seconds here.
+        worst = max(worst, large / max(small, 5e-3))
+    assert worst < 8.0, f"{name}: 4n costs {worst:.1f}x n"
 
 
-def test_redacting_a_hostile_megabyte_stays_fast_relative_to_reading_it() -> None:
-    # The whole pipeline (cut lines, every pattern) on 1 MiB of the worst shapes, relative to a
-    # plain linear pass over the same text: bounded by a constant factor, not by the input length.
+def test_the_whole_redaction_of_hostile_text_grows_linearly() -> None:
+    # The whole pipeline (cut lines, every pattern, callbacks) on the worst shapes, one line each.
     text = "\n".join((unit * (SIZE // len(unit)))[: SIZE // 4] for unit in ADVERSARIAL.values())
-    reference = _cost(lambda: text.encode().decode().lower().split("\n"), repeats=3)
-    redacting = _cost(lambda: redact.redact_text(text), repeats=3)
-    double = _cost(lambda: redact.redact_text(text + "\n" + text), repeats=3)
-    assert double / max(redacting, 1e-3) < 3.0
-    assert redacting / max(reference, 1e-4) < 2_000  # constant work per character
+    four = "\n".join([text] * 4)
+    small, large = float("inf"), float("inf")
+    for _ in range(3):
+        small = min(small, _cost(lambda: redact.redact_text(text), repeats=1))
+        large = min(large, _cost(lambda: redact.redact_text(four), repeats=1))
+    assert large / max(small, 5e-3) < 8.0

@@ -41,7 +41,6 @@ PROJECT = {
         "destinations": [
             {"server": "https://kubernetes.default.svc", "namespace": "shop"},
             {"server": "https://kubernetes.default.svc", "namespace": "shop-*"},
-            {"server": "https://kubernetes.default.svc", "namespace": "!shop-secret"},
             {"server": "https://other.example", "namespace": "*"},  # another cluster: says nothing here
         ],
         "clusterResourceWhitelist": [{"group": "", "kind": "Namespace"}],
@@ -98,7 +97,7 @@ async def test_target_entry_in_another_teams_namespace_is_never_read() -> None:
         assert scoped.obj is None and scoped.reason
     assert "Missing" in str((await check_scope(
         rules(), ResourceRef("v1", "Deployment", "payments", "apps", "team-b"), cluster.fetch, "a")).reason)
-    assert "team-b is not a destination" in str((await check_scope(
+    assert "team-b is not permitted" in str((await check_scope(
         rules(), ResourceRef("v1", "Deployment", "ledger", "apps", "team-b"), cluster.fetch, "a")).reason)
     assert cluster.reads == []  # nothing of team B was read
 
@@ -111,11 +110,31 @@ async def test_missing_entry_in_our_namespace_is_not_read_either() -> None:
 
 
 @pytest.mark.parametrize(
-    ("namespace", "permitted"),
-    [("shop", True), ("shop-eu", True), ("shop-secret", False), ("team-b", False), ("kube-system", False)],
+    ("namespace", "permitted"), [("shop", True), ("shop-eu", True), ("team-b", False), ("kube-system", False)]
 )
-def test_destination_globs_and_denials(namespace: str, permitted: bool) -> None:
+def test_destination_globs(namespace: str, permitted: bool) -> None:
     assert Permissions.from_project(PROJECT, APP).namespace_permitted(namespace) is permitted
+
+
+@pytest.mark.parametrize(
+    ("namespace", "permitted"), [("shop", True), ("team-b", True), ("kube-system", False), ("kube-public", False)]
+)
+def test_deny_patterns_follow_argocd(namespace: str, permitted: bool) -> None:
+    # Argo CD's isDestinationMatched: "!kube-*" matches every namespace it does not name, so this
+    # project permits all but kube-*; a deny that does not match vetoes whatever else matched.
+    project = {"spec": {"destinations": [
+        {"server": "*", "namespace": "!kube-*"},
+        {"server": "https://kubernetes.default.svc", "namespace": "kube-system"},
+    ]}}
+    assert Permissions.from_project(project, APP).namespace_permitted(namespace) is permitted
+
+
+def test_a_destination_for_another_cluster_permits_nothing_here() -> None:
+    project = {"spec": {"destinations": [{"server": "https://other.example", "namespace": "*"}]}}
+    assert not Permissions.from_project(project, APP).namespace_permitted("shop")
+    by_name = {**APP, "spec": {**APP["spec"], "destination": {"name": "in-cluster", "namespace": "shop"}}}
+    project = {"spec": {"destinations": [{"name": "in-*", "namespace": "shop"}]}}
+    assert Permissions.from_project(project, by_name).namespace_permitted("shop")
 
 
 def test_without_a_readable_project_only_the_destination_namespace_is_permitted() -> None:
