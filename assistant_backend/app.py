@@ -35,7 +35,7 @@ from .openapi import build_openapi
 from .providers import Provider, build_provider
 from .providers.llamastack import build_http_client
 from .readiness import Readiness
-from .requests import parse_chat, read_json
+from .requests import check_chat_size, parse_chat, parse_json, read_body
 from .stream import TurnResponse
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,12 @@ async def chat(request: Request) -> Response:
     async with AsyncExitStack() as resources:
         slot = services.limits.admit(*caller.limit_keys)  # 429 before the body is even read
         resources.callback(slot.release)
-        raw = await read_json(request, limits.max_body_bytes, limits.body_read_timeout_s)
+        # Attachments have their own limit on top of the body's (limits.max_attachments_bytes).
+        body = await read_body(
+            request, limits.max_body_bytes + limits.max_attachments_bytes, limits.body_read_timeout_s
+        )
+        raw = parse_json(body)
+        check_chat_size(len(body), raw, limits.max_body_bytes, limits.max_attachments_bytes)
         turn = await services.chat.prepare(caller, parse_chat(raw, limits.max_question_chars))
         resources.push_async_callback(turn.upstream.aclose)
         resources = resources.pop_all()

@@ -79,7 +79,10 @@ class ChatService:
             # A deleted conversation's handle still verifies: ask Llama Stack while the context builds.
             bundle, alive = await asyncio.gather(
                 self._context.build(
-                    caller, request.resource.ref() if request.resource else None, request.question
+                    caller,
+                    request.resource.ref() if request.resource else None,
+                    request.question,
+                    request.attachments,
                 ),
                 self._provider.exists(conversation.state) if conversation else _true(),
             )

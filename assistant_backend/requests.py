@@ -31,6 +31,11 @@ def _is_json(content_type: str | None) -> bool:
 
 async def read_json(request: Request, max_bytes: int, timeout_s: float = BODY_READ_TIMEOUT_S) -> Any:
     """The body as JSON, or an ApiError: 415 not JSON, 413 too large, 408 too slow, 422 malformed."""
+    return parse_json(await read_body(request, max_bytes, timeout_s))
+
+
+async def read_body(request: Request, max_bytes: int, timeout_s: float = BODY_READ_TIMEOUT_S) -> bytes:
+    """The raw JSON body, at most ``max_bytes``: 415 not JSON, 413 too large, 408 too slow."""
     if not _is_json(request.headers.get("content-type")):
         raise ApiError(
             ErrorCode.UNSUPPORTED_MEDIA_TYPE, "the body must be JSON (Content-Type: application/json)"
@@ -47,8 +52,13 @@ async def read_json(request: Request, max_bytes: int, timeout_s: float = BODY_RE
                     raise ApiError(ErrorCode.BODY_TOO_LARGE, f"the body is larger than {max_bytes} bytes")
     except TimeoutError:
         raise ApiError(ErrorCode.REQUEST_TIMEOUT, "the body was not received in time") from None
+    return bytes(body)
+
+
+def parse_json(body: bytes) -> Any:
+    """422 for anything that is not UTF-8 JSON."""
     try:
-        return json.loads(bytes(body).decode("utf-8"))
+        return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(ErrorCode.INVALID_REQUEST, "the body is not valid UTF-8") from None
     except RecursionError:
@@ -69,6 +79,23 @@ def _message(error: ErrorDetails) -> str:
         # The pattern itself is in the OpenAPI document; a human wants the words.
         return "must not be empty" if field == "question" else PATTERN_MESSAGES.get(field, "invalid value")
     return error["msg"].removeprefix("Value error, ")
+
+
+def check_chat_size(size: int, data: Any, max_body_bytes: int, max_attachments_bytes: int) -> None:
+    """413 unless the attachments fit their own limit and the rest of the body its usual one.
+
+    The body was read with both limits together; the attachments' share is measured on their compact
+    re-encoding (never larger than what the panel sent), so the rest is never under-counted."""
+    attachments = data.get("attachments") if isinstance(data, dict) else None
+    share = 0
+    if attachments is not None:
+        share = len(json.dumps(attachments, ensure_ascii=False, separators=(",", ":")).encode())
+    if share > max_attachments_bytes:
+        raise ApiError(
+            ErrorCode.BODY_TOO_LARGE, f"the attachments are larger than {max_attachments_bytes} bytes"
+        )
+    if size - share > max_body_bytes:
+        raise ApiError(ErrorCode.BODY_TOO_LARGE, f"the body is larger than {max_body_bytes} bytes")
 
 
 def parse_chat(data: Any, max_question_chars: int) -> ChatRequest:

@@ -38,7 +38,13 @@ def start(conversation_id: str | None, provider: str, model: str) -> ServerSentE
 def context(bundle: ContextBundle, *, sent: bool) -> ServerSentEvent:
     items = [
         wire.ContextItem(
-            kind=i.kind, ref=i.ref, tokens=i.tokens, truncated=i.truncated, redactions=i.redactions
+            kind=i.kind,
+            ref=i.ref,
+            tokens=i.tokens,
+            truncated=i.truncated,
+            redactions=i.redactions,
+            source=i.source,
+            detail=i.detail,
         )
         for i in bundle.items
     ]

@@ -12,7 +12,7 @@ sends them, `null` where there is no value), so generated clients need no option
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -34,6 +34,16 @@ NOT_BLANK_PATTERN = "[^" + "".join(f"\\u{c:04x}" for c in range(0x3001) if chr(c
 NO_DOUBLE_DOT = r"\.\."
 
 MAX_CONVERSATION_ID_LENGTH = 8192
+# Container names are RFC 1123 labels.
+CONTAINER_PATTERN = NAMESPACE_PATTERN
+# A Git SHA, a tag or branch, a Helm chart version, an OCI digest: printable, no spaces, no "..".
+REVISION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,254}$"
+
+# Attachments: what the panel fetched from Argo CD's API under the user's own session.
+MAX_ATTACHMENTS = 32
+MAX_STATE_CHARS = 256 * 1024  # one resource's targetState or liveState (JSON text, as Argo CD sends it)
+MAX_LOG_CHARS = 128 * 1024  # one container's attached log tail
+MAX_MESSAGE_CHARS = 16 * 1024  # a commit message
 
 # Why a field's pattern did not match, in words, keyed by field name.
 PATTERN_MESSAGES = {
@@ -43,6 +53,8 @@ PATTERN_MESSAGES = {
     "namespace": "not a namespace name",
     "name": "not a Kubernetes object name",
     "model": "not a model id",
+    "container": "not a container name",
+    "revision": "not a revision",
 }
 
 
@@ -85,6 +97,51 @@ class Resource(_Request):
         )
 
 
+class ManagedResourceAttachment(_Request):
+    """One item of Argo CD's ``GET /api/v1/applications/{name}/managed-resources``: the desired state
+    (``predictedLiveState``, else ``targetState``) and the live one (``normalizedLiveState``, else
+    ``liveState``), as the JSON text Argo CD returns. The backend computes the diff from them."""
+
+    type: Literal["managed_resource"]
+    resource: Resource
+    target: str | None = Field(None, max_length=MAX_STATE_CHARS, description="Desired state, JSON text")
+    live: str | None = Field(None, max_length=MAX_STATE_CHARS, description="Live state, JSON text")
+
+
+class RevisionAttachment(_Request):
+    """Argo CD's ``GET /api/v1/applications/{name}/revisions/{revision}/metadata`` (RevisionMetadata)
+    for a revision the Application is synced to."""
+
+    type: Literal["revision"]
+    revision: str = Field(max_length=255, pattern=REVISION_PATTERN)
+    source_index: int | None = Field(None, ge=0, le=99, description="For multi-source Applications")
+    author: str = Field("", max_length=1024)
+    date: str | None = Field(None, max_length=64)
+    message: str = Field("", max_length=MAX_MESSAGE_CHARS)
+    tags: list[Annotated[str, Field(max_length=255)]] = Field(default_factory=list, max_length=50)
+
+
+class LogsAttachment(_Request):
+    """The ``content`` lines of Argo CD's ``GET /api/v1/applications/{name}/logs`` for one container
+    (``follow=false``), joined by newlines."""
+
+    type: Literal["logs"]
+    resource: Resource = Field(description="The Pod")
+    container: str | None = Field(
+        None,
+        max_length=63,
+        pattern=CONTAINER_PATTERN,
+        description="Null: the Pod's default container (Argo CD's tree does not name containers)",
+    )
+    previous: bool = Field(False, strict=True, description="The previous (crashed) instance's log")
+    text: str = Field(max_length=MAX_LOG_CHARS)
+
+
+Attachment = Annotated[
+    ManagedResourceAttachment | RevisionAttachment | LogsAttachment, Field(discriminator="type")
+]
+
+
 class ChatRequest(_Request):
     """`POST /v1/chat`. The question's length limit is configured (`limits.max_question_chars`)."""
 
@@ -96,6 +153,13 @@ class ChatRequest(_Request):
     )
     resource: Resource | None = None
     model: str | None = Field(None, max_length=200, pattern=MODEL_PATTERN)
+    attachments: list[Attachment] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="What the panel read from Argo CD's API with the user's session; each names a "
+        "resource (or revision) of the Application. Their size has its own limit "
+        "(`limits.max_attachments_bytes`).",
+    )
 
 
 # ---- JSON answers -------------------------------------------------------------------------------
@@ -151,6 +215,10 @@ class ContextItem(_Answer):
     tokens: int
     truncated: bool
     redactions: int
+    source: Literal["kubernetes", "argocd"] = Field(
+        description="\"argocd\": attached by the panel from Argo CD's API under the user's session"
+    )
+    detail: str | None = Field(description="For a diff: the unified diff the model was shown")
 
 
 class ContextEvent(_Answer):

@@ -20,6 +20,10 @@ Scenario format (``$NS`` is the scenario's namespace, ``$NODE`` a fake Node whos
     events: [<Event fields>]     # involvedObject {kind, name}; the rest is filled in
     logs: [{pod, container, previous, text}]
     select: {group, version, kind, name} | null   # null = the Application
+    attachments: [...]           # what the panel attaches from Argo CD's API, in the wire format of
+                                 # POST /v1/chat; a managed_resource's ``target`` / ``live`` may be an
+                                 # object (serialised as Argo CD does), and ``live: cluster`` reads the
+                                 # live object from the apiserver; ``resource.namespace`` defaults to $NS
     question: what the user asks (default "Why is this not working?")
     appproject: {destinations: [...]}  # the AppProject's spec (default: every destination allowed)
     expect: {evidence: [...], findings: [...], canaries: [...], healthy: bool}
@@ -47,11 +51,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
 from assistant_backend.config import Settings
 from assistant_backend.context.base import ResourceRef
 from assistant_backend.context.engine import KubeContext
 from assistant_backend.identity import Caller
+from assistant_backend.wire import Attachment
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 
@@ -364,9 +370,29 @@ class ScenarioRun:
             namespace=select.get("namespace", self.ns),
         )
 
+    def attachments(self) -> list[Attachment]:
+        out: list[Attachment] = []
+        for raw in self.doc.get("attachments") or []:
+            item = copy.deepcopy(raw)
+            if "resource" in item:
+                res = item["resource"]
+                res.setdefault("group", "")
+                res.setdefault("version", "v1")
+                res.setdefault("namespace", self.ns)
+            if item["type"] == "managed_resource":
+                res = item["resource"]
+                if item.get("live") == "cluster":
+                    api = f"{res['group']}/{res['version']}" if res["group"] else res["version"]
+                    item["live"] = self.cluster.get(api, res["kind"], res["name"], res.get("namespace"))
+                for side in ("target", "live"):
+                    if isinstance(item.get(side), dict):
+                        item[side] = json.dumps(item[side])
+            out.append(TypeAdapter(Attachment).validate_python(item))
+        return out
+
     async def score(self, engine: KubeContext) -> Result:
         question = str(self.doc.get("question") or DEFAULT_QUESTION)
-        bundle = await engine.build(self.caller(), self.selected(), question)
+        bundle = await engine.build(self.caller(), self.selected(), question, self.attachments())
         expect = self.doc.get("expect") or {}
         haystack = bundle.text.lower()
         wanted = [str(e) for e in expect.get("evidence") or []] + [
@@ -397,7 +423,7 @@ class ScenarioRun:
 def engine_settings(kubeconfig: Path, budget: int = 12_000) -> Settings:
     return Settings(
         kubernetes={"kubeconfig": kubeconfig, "argocd_namespace": ARGOCD_NAMESPACE},
-        context={"token_budget": budget},
+        context={"token_budget": budget, "pod_logs": "backend"},  # the scenarios read logs as the backend
         auth={"insecure_allow_no_secret": True},
     )
 

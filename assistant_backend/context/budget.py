@@ -1,6 +1,7 @@
 """Fit sections into the token budget by priority, marking every cut in the text itself.
 
-Sections arrive in priority order (findings, Application, status, related, events, logs, spec).
+Sections arrive in priority order (findings, Application, revision, diff, status, related, events,
+logs, spec).
 Each kind has a soft share of the budget so one huge log cannot starve the events; what a section
 does not use is left for the next, and a second pass gives leftover room back to sections that were
 cut. Sections that do not fit at all are named in a closing note, so the model knows they exist.
@@ -18,6 +19,7 @@ from typing import Literal
 
 from .. import linear
 from ..linear import Regex
+from .base import Source
 from .tokens import CHARS_PER_TOKEN, estimate_tokens
 
 Keep = Literal["head", "tail", "errors"]
@@ -26,6 +28,8 @@ Keep = Literal["head", "tail", "errors"]
 SHARE: dict[str, float] = {
     "findings": 0.5,
     "application": 0.25,
+    "revision": 0.05,
+    "diff": 0.25,
     "status": 0.2,
     "related": 0.12,
     "events": 0.2,
@@ -73,6 +77,7 @@ class Section:
     redactions: int = 0
     keep: Keep = "head"
     truncated: bool = False
+    source: Source = "kubernetes"
 
     @property
     def text(self) -> str:

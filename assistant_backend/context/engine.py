@@ -6,8 +6,14 @@ resource must pass the scope check (:mod:`.scope`) before anything from the dest
 everything is redacted before it is rendered. Failures to read become notes in the bundle (and in
 the text the model reads), so the answer still comes and says what it could not see.
 
-Rendering (redaction, findings text, the budget) is CPU work on text from the cluster: it runs in a
-worker thread so one large context never stalls the other streams of the replica.
+Attachments (what the panel read from Argo CD's API under the user's session, :mod:`.attachments`)
+pass the same scope before they are used: managed resources and revisions against the Application,
+attached Pod logs through the scope check on the destination. Pod logs follow ``context.pod_logs``:
+under ``argocd`` (the default) only attached logs are used, so Argo CD's ``logs, get`` decides who
+reads them; under ``backend`` the backend reads them itself; ``off`` uses none.
+
+Rendering (redaction, the diff, findings text, the budget) is CPU work on text from the cluster: it
+runs in a worker thread so one large context never stalls the other streams of the replica.
 """
 
 from __future__ import annotations
@@ -15,19 +21,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from ..config import Settings
 from ..identity import Caller
+from ..wire import Attachment
 from .application import destination, read_application, read_argocd_cm, read_project, resources
+from .attachments import Attached, AttachedState, check_listed, check_logs
 from .base import ContextBundle, ContextItem, ResourceRef
 from .budget import fit
 from .clusters import ClusterRegistry, Destination, load_local_credentials
+from .diff import diff_resource
 from .findings import run_rules
-from .gather import Gatherer, Snapshot, label, missing, uid
+from .gather import Gatherer, Snapshot, label, missing, pod_unhealthy, uid
 from .kube import KubeClient, KubeError
+from .redact import Redactor
 from .relation_walker import RelationWalker
 from .relations import dedupe_logs, make_in_scope_by_relation
 from .render import assemble, build_sections
@@ -47,8 +57,10 @@ class KubeContext:
         deadline_s: float,
         call_timeout_s: float,
         argocd_namespace: str = "argocd",
+        pod_logs: Literal["argocd", "backend", "off"] = "argocd",
     ) -> None:
         self.registry = registry
+        self._pod_logs = pod_logs
         self._control_plane = argocd_namespace
         self._budget = budget
         self._log_lines = log_lines
@@ -85,12 +97,19 @@ class KubeContext:
             deadline_s=settings.context.gather_deadline_s,
             call_timeout_s=settings.context.call_timeout_s,
             argocd_namespace=settings.kubernetes.argocd_namespace,
+            pod_logs=settings.context.pod_logs,
         )
 
     async def aclose(self) -> None:
         await self.registry.aclose()
 
-    async def build(self, caller: Caller, resource: ResourceRef | None, question: str) -> ContextBundle:
+    async def build(
+        self,
+        caller: Caller,
+        resource: ResourceRef | None,
+        question: str,
+        attachments: Sequence[Attachment] = (),
+    ) -> ContextBundle:
         if resource is not None and (resource.group, resource.kind, resource.name) == (
             "argoproj.io",
             "Application",
@@ -101,6 +120,7 @@ class KubeContext:
         subject = str(resource) if resource else f"Application {caller.application}"
         control = self.registry.local
         gather_ms = 0.0
+        attached = Attached()
         if control is None:
             snap.note(self.registry.local_note or "no Kubernetes access configured")
         else:
@@ -127,19 +147,54 @@ class KubeContext:
         if snap.app is not None and control is not None:
             t0 = time.perf_counter()
             rules = self._scope_rules(snap, caller, project, argocd_cm)
+            attached = check_listed(rules, attachments, caller.application)  # 403 before any read
+            snap.revisions = attached.revisions
+            for note in attached.notes:
+                snap.note(note)
             await asyncio.gather(
-                self._from_destination(snap, caller, resource, rules, question),
+                self._from_destination(snap, caller, resource, rules, attached, question),
                 self._application_events(control, snap, caller),
             )
             gather_ms = (time.perf_counter() - t0) * 1000
             dedupe_logs(snap)
+            self._log_policy_note(snap, attached)
             _canonical_order(snap)
+        elif attachments:
+            snap.note("the attachments from Argo CD were not used: the Application could not be read")
         # CPU-bound work on cluster text: off the event loop (every pattern is linear, lines capped).
-        return await asyncio.to_thread(self._render, snap, caller, subject, question, gather_ms)
+        return await asyncio.to_thread(
+            self._render, snap, caller, subject, question, gather_ms, attached.states
+        )
+
+    def _log_policy_note(self, snap: Snapshot, attached: Attached) -> None:
+        """Tell the model why there are no logs, when it would otherwise wonder."""
+        if self._pod_logs == "backend" or not any(pod_unhealthy(p) for p in snap.pods):
+            return
+        if self._pod_logs == "off":
+            snap.note("pod logs are not used (context.pod_logs: off)")
+        elif not any(t.source == "argocd" for t in snap.logs) and not attached.logs:
+            snap.note(
+                "pod logs are not read by the backend (context.pod_logs: argocd) and the panel attached "
+                "none (the user's Argo CD role may lack `logs, get`)"
+            )
 
     def _render(
-        self, snap: Snapshot, caller: Caller, subject: str, question: str, gather_ms: float
+        self,
+        snap: Snapshot,
+        caller: Caller,
+        subject: str,
+        question: str,
+        gather_ms: float,
+        states: Sequence[AttachedState] = (),
     ) -> ContextBundle:
+        for state in states:
+            # Redacted like everything else, the same way on both sides, before anything is compared.
+            red = Redactor()
+            target = red.obj(state.target) if state.target is not None else None
+            live = red.obj(state.live) if state.live is not None else None
+            diff = diff_resource(str(state.ref), state.ref.kind, live, target, redactions=red.count)
+            if diff.state != "same":
+                snap.diffs.append(diff)
         findings = run_rules(snap)
         fired = tuple(f.rule for f in findings)
         header = (
@@ -207,14 +262,45 @@ class KubeContext:
         caller: Caller,
         resource: ResourceRef | None,
         rules: ScopeRules,
+        attached: Attached,
         question: str = "",
     ) -> None:
         assert snap.app is not None
         dest = await self.registry.destination(destination(snap.app))
         if dest.client is None:
             snap.note(f"{dest.note}; no live state from the destination cluster")
+            if attached.logs and self._pod_logs != "off":
+                snap.note(
+                    "the attached Pod logs are not used: without access to the destination cluster "
+                    "the backend cannot verify that the Pods belong to the Application"
+                )
             return
-        await self._gather(snap, dest, caller, resource, rules, question)
+        fetch = _memoized(dest.client)
+        await self._gather(snap, dest, caller, resource, rules, fetch, question)
+        await self._attached_logs(snap, caller, rules, attached, fetch)
+
+    async def _attached_logs(
+        self, snap: Snapshot, caller: Caller, rules: ScopeRules, attached: Attached, fetch: Fetch
+    ) -> None:
+        """The panel's logs (read under the user's `logs, get`), for Pods in scope."""
+        if not attached.logs:
+            return
+        if self._pod_logs == "off":
+            snap.note("the attached Pod logs are not used (context.pod_logs: off)")
+            return
+        try:
+            async with asyncio.timeout(self._deadline):
+                tails, notes = await check_logs(
+                    rules, attached.logs, fetch, caller.application, max_lines=self._log_lines
+                )
+        except TimeoutError:
+            snap.note("the attached Pod logs are not used: their Pods could not be verified in time")
+            return
+        for note in notes:
+            snap.note(note)
+        # Under `backend` the backend's own read of the same container wins (it is the same log).
+        read = {(t.namespace, t.pod, t.container, t.previous) for t in snap.logs}
+        snap.logs.extend(t for t in tails if (t.namespace, t.pod, t.container, t.previous) not in read)
 
     @staticmethod
     async def _with_namespace(app: dict[str, Any], client: KubeClient, ref: ResourceRef) -> ResourceRef:
@@ -260,16 +346,24 @@ class KubeContext:
         caller: Caller,
         resource: ResourceRef | None,
         rules: ScopeRules,
+        fetch: Fetch,
         question: str = "",
     ) -> None:
         assert dest.client is not None and snap.app is not None
         client = dest.client
-        fetch = _memoized(client)
+        read_logs = self._pod_logs == "backend"
         # Relation walkers (relations.py): what sits one or two hops away, under the same scope rules.
         walker = RelationWalker(
-            client, snap, make_in_scope_by_relation(rules, snap), log_lines=self._log_lines, question=question
+            client,
+            snap,
+            make_in_scope_by_relation(rules, snap),
+            log_lines=self._log_lines,
+            question=question,
+            read_logs=read_logs,
         )
-        gatherer = Gatherer(client, snap, rules, fetch, log_lines=self._log_lines, relations=walker)
+        gatherer = Gatherer(
+            client, snap, rules, fetch, log_lines=self._log_lines, read_logs=read_logs, relations=walker
+        )
 
         try:
             async with asyncio.timeout(self._deadline):

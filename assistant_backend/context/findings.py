@@ -15,6 +15,7 @@ from typing import Any
 from .. import linear
 from ..linear import Match, Regex
 from .application import failed_sync_results, resource_label, resources
+from .diff import summary
 from .gather import LogTail, Snapshot, container_statuses, label, meta
 
 log = logging.getLogger(__name__)
@@ -499,6 +500,18 @@ def out_of_sync(snap: Snapshot) -> list[Finding]:
     ]
 
 
+def out_of_sync_fields(snap: Snapshot) -> list[Finding]:
+    """What differs from Git, per resource, from the diff of the attached target and live states."""
+    return [
+        Finding(
+            "out_of_sync_diff",
+            f"{diff.ref} differs from Git: {summary(diff)}",
+            ("Argo CD managed-resources (target vs live)",),
+        )
+        for diff in snap.diffs
+    ]
+
+
 _UNKNOWN_KIND = linear.compile(
     r'(?i)(no matches for kind "[^"]+" in (?:version|group) "[^"]+"|the server could not find the requested resource'
     r"|ensure CRDs are installed first|could not find the requested resource|could not find \S+ for requested resource"
@@ -575,6 +588,7 @@ RULES: tuple[Rule, ...] = (
     rollout_stuck,
     job_failed,
     service_without_endpoints,
+    out_of_sync_fields,
     out_of_sync,
 )
 

@@ -2,8 +2,8 @@
 
 For a selected resource: the live object, its events (field selector on the involved object), its
 owners (from the scope check), its children and their Pods for workloads, the Service's Endpoints
-and matching Pods, the PVCs of Pending Pods, and for unhealthy Pods the log tails (the previous
-container's too after a restart). For the Application itself: the same, shallower, for its
+and matching Pods, the PVCs of Pending Pods, and for unhealthy Pods (only under ``context.pod_logs:
+backend``) the log tails (the previous container's too after a restart). For the Application itself: the same, shallower, for its
 not-healthy or out-of-sync resources. Every call has a timeout; every failure becomes a note; the
 snapshot keeps whatever arrived before the overall deadline.
 
@@ -21,7 +21,10 @@ from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
+from ..wire import RevisionAttachment
 from .application import problem_resources, resource_label
+from .base import Source
+from .diff import ResourceDiff
 from .kube import KubeClient, KubeError
 from .scope import Fetch, ScopeRules
 
@@ -52,6 +55,7 @@ class LogTail:
     container: str
     previous: bool
     text: str
+    source: Source = "kubernetes"  # "argocd": attached by the panel under the user's `logs, get`
 
     @property
     def label(self) -> str:
@@ -73,6 +77,9 @@ class Snapshot:
     events: list[dict[str, Any]] = field(default_factory=list)
     logs: list[LogTail] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # From the panel's attachments (Argo CD's API, the user's session), after the scope check:
+    diffs: list[ResourceDiff] = field(default_factory=list)  # computed when rendering
+    revisions: list[RevisionAttachment] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -184,6 +191,7 @@ class Gatherer:
         fetch: Fetch,
         *,
         log_lines: int,
+        read_logs: bool = True,
         relations: RelationsHook | None = None,
     ) -> None:
         self.client = client
@@ -191,6 +199,7 @@ class Gatherer:
         self.rules = rules
         self.fetch = fetch  # memoized GET, shared with the scope check
         self.log_lines = log_lines
+        self.read_logs = read_logs  # context.pod_logs: backend
         self.relations = relations
 
     async def _try(self, what: str, call: Awaitable[T]) -> T | None:
@@ -386,7 +395,7 @@ class Gatherer:
         # Pods arrived in whatever order their reads finished: pick whose logs to read by name, so
         # the same cluster state always gives the same context (see engine._canonical_order).
         unhealthy = sorted((p for p in self.snap.pods if pod_unhealthy(p)), key=label)[:MAX_LOG_PODS]
-        for pod in unhealthy:
+        for pod in unhealthy if self.read_logs else []:
             calls.extend(self._logs(pod))
         claims: dict[tuple[str, str], Mapping[str, Any]] = {}
         for pod in self.snap.pods:

@@ -56,12 +56,14 @@ class RelationWalker:
         in_scope_by_relation: InScope,
         *,
         log_lines: int,
+        read_logs: bool = True,
         question: str = "",
     ) -> None:
         self.client = client
         self.snap = snap
         self.in_scope = in_scope_by_relation
         self.log_lines = log_lines
+        self.read_logs = read_logs  # context.pod_logs: backend (else only the panel's attached logs)
         self.question = question
         self.facts = facts_of(snap)
         self._pods_by_ns: dict[str, asyncio.Task[list[dict[str, Any]]]] = {}
@@ -672,6 +674,8 @@ class RelationWalker:
                     self._want_log(pod, str(cs.get("name")), previous=False)
 
     async def logs(self) -> None:
+        if not self.read_logs:
+            return
         self._running_logs_wanted()
         have = {(t.namespace, t.pod, t.container, t.previous) for t in self.snap.logs}
         wanted = [k for k in self._extra_logs if k not in have][:MAX_EXTRA_LOGS]

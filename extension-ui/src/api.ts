@@ -46,6 +46,8 @@ export interface ChatRequest {
   conversationId?: string;
   resource?: ResourceRef;
   model?: string;
+  /** what the panel read from Argo CD's API for this question (attachments.ts) */
+  attachments?: unknown[];
 }
 
 type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
@@ -95,6 +97,7 @@ export class AssistantClient {
     if (req.conversationId) body.conversation_id = req.conversationId;
     if (req.resource) body.resource = req.resource;
     if (req.model) body.model = req.model;
+    if (req.attachments?.length) body.attachments = req.attachments;
     const res = await this.request('/v1/chat', {
       method: 'POST',
       headers: this.headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),

@@ -76,6 +76,8 @@ export interface components {
             resource?: components["schemas"]["Resource"] | null;
             /** @default null */
             model?: string | null;
+            /** @description What the panel read from Argo CD's API with the user's session; each names a resource (or revision) of the Application. Their size has its own limit (`limits.max_attachments_bytes`). */
+            attachments?: (components["schemas"]["ManagedResourceAttachment"] | components["schemas"]["RevisionAttachment"] | components["schemas"]["LogsAttachment"])[];
         };
         /**
          * ContextEvent
@@ -99,6 +101,13 @@ export interface components {
             tokens: number;
             truncated: boolean;
             redactions: number;
+            /**
+             * @description "argocd": attached by the panel from Argo CD's API under the user's session
+             * @enum {string}
+             */
+            source: "kubernetes" | "argocd";
+            /** @description For a diff: the unified diff the model was shown */
+            detail: string | null;
         };
         /**
          * Conversation
@@ -141,6 +150,55 @@ export interface components {
         ErrorResponse: {
             error: components["schemas"]["ErrorBody"];
         };
+        /**
+         * LogsAttachment
+         * @description The ``content`` lines of Argo CD's ``GET /api/v1/applications/{name}/logs`` for one container
+         *     (``follow=false``), joined by newlines.
+         */
+        LogsAttachment: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "logs";
+            /** @description The Pod */
+            resource: components["schemas"]["Resource"];
+            /**
+             * @description Null: the Pod's default container (Argo CD's tree does not name containers)
+             * @default null
+             */
+            container?: string | null;
+            /**
+             * @description The previous (crashed) instance's log
+             * @default false
+             */
+            previous?: boolean;
+            text: string;
+        };
+        /**
+         * ManagedResourceAttachment
+         * @description One item of Argo CD's ``GET /api/v1/applications/{name}/managed-resources``: the desired state
+         *     (``predictedLiveState``, else ``targetState``) and the live one (``normalizedLiveState``, else
+         *     ``liveState``), as the JSON text Argo CD returns. The backend computes the diff from them.
+         */
+        ManagedResourceAttachment: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "managed_resource";
+            resource: components["schemas"]["Resource"];
+            /**
+             * @description Desired state, JSON text
+             * @default null
+             */
+            target?: string | null;
+            /**
+             * @description Live state, JSON text
+             * @default null
+             */
+            live?: string | null;
+        };
         /** ModelInfo */
         ModelInfo: {
             id: string;
@@ -165,6 +223,31 @@ export interface components {
             /** @default null */
             namespace?: string | null;
             name: string;
+        };
+        /**
+         * RevisionAttachment
+         * @description Argo CD's ``GET /api/v1/applications/{name}/revisions/{revision}/metadata`` (RevisionMetadata)
+         *     for a revision the Application is synced to.
+         */
+        RevisionAttachment: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "revision";
+            revision: string;
+            /**
+             * @description For multi-source Applications
+             * @default null
+             */
+            source_index?: number | null;
+            /** @default  */
+            author?: string;
+            /** @default null */
+            date?: string | null;
+            /** @default  */
+            message?: string;
+            tags?: string[];
         };
         /** StartEvent */
         StartEvent: {
@@ -225,9 +308,12 @@ export type ErrorBody = components['schemas']['ErrorBody'];
 export type ErrorCode = components['schemas']['ErrorCode'];
 export type ErrorEvent = components['schemas']['ErrorEvent'];
 export type ErrorResponse = components['schemas']['ErrorResponse'];
+export type LogsAttachment = components['schemas']['LogsAttachment'];
+export type ManagedResourceAttachment = components['schemas']['ManagedResourceAttachment'];
 export type ModelInfo = components['schemas']['ModelInfo'];
 export type Models = components['schemas']['Models'];
 export type Resource = components['schemas']['Resource'];
+export type RevisionAttachment = components['schemas']['RevisionAttachment'];
 export type StartEvent = components['schemas']['StartEvent'];
 export type StoredTurn = components['schemas']['StoredTurn'];
 export type TokenEvent = components['schemas']['TokenEvent'];

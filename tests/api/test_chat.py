@@ -30,8 +30,10 @@ def test_a_turn_streams_start_context_tokens_end(api: Api) -> None:
     assert events[0].data == {"conversation_id": None, "provider": "responses", "model": "openai/scripted-model"}
     assert events[1].data == {
         "items": [
-            {"kind": "status", "ref": "Application argocd/guestbook", "tokens": 9, "truncated": False, "redactions": 0},
-            {"kind": "logs", "ref": "Application argocd/guestbook", "tokens": 4, "truncated": True, "redactions": 2},
+            {"kind": "status", "ref": "Application argocd/guestbook", "tokens": 9, "truncated": False, "redactions": 0,
+             "source": "kubernetes", "detail": None},
+            {"kind": "logs", "ref": "Application argocd/guestbook", "tokens": 4, "truncated": True, "redactions": 2,
+             "source": "kubernetes", "detail": None},
         ],
         "tokens_total": 13,
         "budget": 1000,

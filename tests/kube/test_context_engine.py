@@ -25,7 +25,7 @@ NODE = "ctx-node-1"
 def settings_for(kubeconfig: str, **context: Any) -> Settings:
     return Settings(
         kubernetes={"kubeconfig": kubeconfig, "argocd_namespace": "argocd"},
-        context={"token_budget": 8000, **context},
+        context={"token_budget": 8000, "pod_logs": "backend", **context},
         auth={"insecure_allow_no_secret": True},
     )
 

@@ -67,7 +67,7 @@ async def test_nothing_planted_reaches_the_model_and_the_evidence_does(
                 "kubeconfig": str(static_kube_cluster.admin_kubeconfig),
                 "argocd_namespace": "argocd",
             },
-            context={"gather_deadline_s": GATHER_DEADLINE_S},
+            context={"gather_deadline_s": GATHER_DEADLINE_S, "pod_logs": "backend"},
         )
     )
     configmap = {"group": "", "version": "v1", "kind": "ConfigMap", "namespace": run.ns, "name": "web-config"}

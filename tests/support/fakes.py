@@ -10,10 +10,13 @@ turn completes with identifies the conversation, and a follow-up must bring it b
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from assistant_backend.context.attachments import check_listed
 from assistant_backend.context.base import ContextBundle, ContextItem, ResourceRef
+from assistant_backend.context.scope import Permissions, ScopeRules, Tracking
 from assistant_backend.errors import ApiError, ErrorCode
 from assistant_backend.identity import Caller
 from assistant_backend.providers.base import (
@@ -28,6 +31,7 @@ from assistant_backend.providers.base import (
     UpstreamTurn,
     Usage,
 )
+from assistant_backend.wire import Attachment
 
 MODELS = ("openai/scripted-model", "openai/other-model")
 
@@ -103,6 +107,7 @@ class Asked:
     caller: Caller
     resource: ResourceRef | None
     question: str
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass
@@ -110,12 +115,28 @@ class FakeContext:
     text: str = "Application argocd/guestbook is Degraded."
     refuse: dict[str, ApiError] = field(default_factory=dict)  # by resource name, or "" for the app
     asked: list[Asked] = field(default_factory=list)
+    # When set, attachments are checked against this Application by the engine's own rules
+    # (context/attachments.py); without an AppProject only its destination namespace is permitted.
+    app: dict[str, Any] | None = None
 
-    async def build(self, caller: Caller, resource: ResourceRef | None, question: str) -> ContextBundle:
-        self.asked.append(Asked(caller, resource, question))
+    async def build(
+        self,
+        caller: Caller,
+        resource: ResourceRef | None,
+        question: str,
+        attachments: Sequence[Attachment] = (),
+    ) -> ContextBundle:
+        self.asked.append(Asked(caller, resource, question, tuple(attachments)))
         refusal = self.refuse.get(resource.name if resource else "")
         if refusal is not None:
             raise refusal
+        if self.app is not None:
+            rules = ScopeRules(
+                self.app,
+                Permissions.from_project(None, self.app),
+                Tracking.for_application(caller.app_namespace, caller.app_name, "argocd", None),
+            )
+            check_listed(rules, attachments, caller.application)
         subject = str(resource) if resource else f"Application {caller.application}"
         items = (ContextItem("status", subject, 9), ContextItem("logs", subject, 4, truncated=True, redactions=2))
         return ContextBundle(self.text, items, budget=1000, notes=("events could not be read",))

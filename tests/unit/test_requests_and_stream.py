@@ -77,7 +77,7 @@ def test_sse_events_are_named_json_and_round_trip() -> None:
     assert events[4].data == {"code": "llama_stack_timeout", "message": "slow"}
     assert events[0].data == {"conversation_id": None, "provider": "responses", "model": "m"}
     assert events[1].data == {"items": [{"kind": "logs", "ref": "Pod a/b (v1)", "tokens": 7, "truncated": True,
-                                         "redactions": 0}], "tokens_total": 7, "budget": 10, "sent": False,
+                                         "redactions": 0, "source": "kubernetes", "detail": None}], "tokens_total": 7, "budget": 10, "sent": False,
                               "notes": ["no events"]}
     for line in wire.splitlines():  # one data line per event: newlines in text are JSON-escaped
         if line.startswith("data:"):

@@ -1,6 +1,8 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { KeyboardEvent } from 'react';
 import { AssistantClient } from '../api';
+import { ArgoCDApi } from '../argocdApi';
+import { gatherAttachments, planAttachments } from '../attachments';
 import { isApplicationSet, subjectOf, suggestions, type Application, type KubeObject } from '../resource';
 import { ChatSession, sessionFor, type KeyValueStore, type SessionState, type Turn } from '../session';
 import { ContextDisclosure } from './ContextDisclosure';
@@ -40,7 +42,7 @@ function TurnView(props: { turn: Turn; busy: boolean; onRetry: (id: number) => v
         {turn.question}
       </div>
       <div className="aa-answer" data-testid="aa-answer">
-        {turn.context ? <ContextDisclosure context={turn.context} /> : null}
+        {turn.context ? <ContextDisclosure context={turn.context} notes={turn.attachmentNotes} /> : null}
         {turn.answer ? <Markdown text={turn.answer} /> : null}
         {streaming && !turn.answer ? (
           <span className="aa-thinking">{turn.context ? 'Thinking…' : 'Gathering context…'}</span>
@@ -104,6 +106,13 @@ function ChatPanel(props: PanelProps) {
   const subject = subjectOf(props.resource, props.application);
   const session = sessionFor(subject, () => new ChatSession(subject, new AssistantClient(subject.app), browserStorage()));
   const state = useSessionState(session);
+  // The latest props decide what to read from Argo CD's API when the user asks (attachments.ts).
+  useEffect(() => {
+    const api = new ArgoCDApi(subject.app);
+    session.setAttachmentSource((signal) =>
+      gatherAttachments(api, planAttachments(subject, props.application, props.tree, props.resource), signal),
+    );
+  });
   const [draft, setDraft] = useState('');
   const messagesRef = useRef<HTMLDivElement>(null);
   const inputRef = useRef<HTMLTextAreaElement>(null);
