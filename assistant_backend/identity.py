@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +42,9 @@ DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0
 MAX_USER_CHARS = 1024
 USER_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f]{{1,{MAX_USER_CHARS}}}$"
 USER = re.compile(USER_PATTERN)
+# Also refused: format characters (zero-width, bidi overrides), surrogates and line/paragraph
+# separators, which would make a log line show another name than the one it records.
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
 _GROUP = re.compile(r"^[^\x00-\x1f\x7f-\x9f,]{1,256}$")
 
 
@@ -127,7 +131,7 @@ def _user_header(headers: Headers, name: str) -> str:
         value = raw.encode("latin-1").decode("utf-8")
     except UnicodeError:
         raise ApiError(ErrorCode.BAD_HEADER, f"header {name} is not UTF-8") from None
-    if not USER.fullmatch(value):
+    if not USER.fullmatch(value) or any(unicodedata.category(c) in _INVISIBLE for c in value):
         raise ApiError(ErrorCode.BAD_HEADER, f"header {name} has control characters or is too long")
     return value
 

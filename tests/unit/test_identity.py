@@ -97,6 +97,9 @@ def test_neither_identity_header_is_refused() -> None:
         (replace("argocd-username", "alice\nadmin"), ErrorCode.BAD_HEADER),
         (replace("argocd-username", "alice\x1b[31m"), ErrorCode.BAD_HEADER),
         (replace("argocd-username", "alice\x85admin"), ErrorCode.BAD_HEADER),
+        (replace("argocd-username", "al\u200bice"), ErrorCode.BAD_HEADER),  # zero-width space
+        (replace("argocd-username", "alice\u202eadmin"), ErrorCode.BAD_HEADER),  # bidi override
+        (replace("argocd-username", "alice\u2028admin"), ErrorCode.BAD_HEADER),  # line separator
         (replace("argocd-username", "a" * 1025), ErrorCode.BAD_HEADER),
         ([*GOOD, ("argocd-user-id", "id\x00")], ErrorCode.BAD_HEADER),
         ([*GOOD, ("argocd-user-id", "1"), ("argocd-user-id", "2")], ErrorCode.BAD_HEADER),
