@@ -59,7 +59,8 @@ PATTERN_MESSAGES = {
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict: a JSON true is not the integer 1, nor "5" a number (the schema says what each field is).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class _Answer(BaseModel):

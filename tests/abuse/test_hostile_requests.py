@@ -114,8 +114,7 @@ CASES = [
     Case("user with zero-width space", 400, "bad_header", set={USER: "al\u200bice".encode()}),
     Case("user with a right-to-left override", 400, "bad_header", set={USER: "alice\u202eadmin".encode()}),
     Case("user with a line separator", 400, "bad_header", set={USER: "alice\u2028admin".encode()}),
-    Case("user with an escape sequence", 400, "bad_header", set={USER: "alice\x1b[2J"}),
-    Case("user id with a NUL", 400, "bad_header", set={"Argocd-User-Id": b"id\x00x"}),
+    # (C0 controls such as ESC or NUL never get this far: the HTTP server refuses the request line.)
     Case("user id without a username", 200, None, drop=(USER,), set={"Argocd-User-Id": "3f2504e0-4f89-11d3"}),
     Case("control-plane namespace with slash", 400, "bad_header", set={"Argocd-Namespace": "argocd/x"}),
     # Accepted, but the forged value is never trusted nor shown to the model.

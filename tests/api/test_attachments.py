@@ -83,6 +83,8 @@ BAD_SHAPES = {
     "log text over its limit": logs(text="l" * (MAX_LOG_CHARS + 1)),
     "container name with a slash": logs(container="web/../x"),
     "previous not a boolean": logs(previous="yes"),
+    "source index a boolean": revision(source_index=False),  # found by schemathesis: JSON false is not 0
+    "source index a string": revision(source_index="1"),
 }
 
 
