@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from .context.base import ResourceRef
 from .errors import ErrorCode
@@ -59,8 +59,17 @@ PATTERN_MESSAGES = {
 
 
 class _Request(BaseModel):
-    # Strict: a JSON true is not the integer 1, nor "5" a number (the schema says what each field is).
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _json_integer(value: object) -> object:
+    """JSON Schema's integer: 20 and 20.0, never true or "20" (pydantic's lax int takes both)."""
+    if isinstance(value, bool | str):
+        raise ValueError("must be an integer")
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class _Answer(BaseModel):
@@ -115,7 +124,7 @@ class RevisionAttachment(_Request):
 
     type: Literal["revision"]
     revision: str = Field(max_length=255, pattern=REVISION_PATTERN)
-    source_index: int | None = Field(None, ge=0, le=99, description="For multi-source Applications")
+    source_index: JsonInt | None = Field(None, ge=0, le=99, description="For multi-source Applications")
     author: str = Field("", max_length=1024)
     date: str | None = Field(None, max_length=64)
     message: str = Field("", max_length=MAX_MESSAGE_CHARS)

@@ -85,6 +85,7 @@ BAD_SHAPES = {
     "previous not a boolean": logs(previous="yes"),
     "source index a boolean": revision(source_index=False),  # found by schemathesis: JSON false is not 0
     "source index a string": revision(source_index="1"),
+    "source index a fraction": revision(source_index=1.5),
 }
 
 
