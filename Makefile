@@ -42,7 +42,7 @@ proxy: dev ## run the test Argo CD proxy on :8090 in front of `make run` (user a
 
 .PHONY: llama-stack
 LLAMA_STACK_VERSION ?= 0.7.3
-llama-stack: ## run a pinned Llama Stack (LLAMA_STACK_VERSION=0.7.3|0.3.5) on :8321; inference to OPENAI_API_KEY or OPENAI_BASE_URL
+llama-stack: ## run a pinned Llama Stack (LLAMA_STACK_VERSION=0.7.3|0.3.5|0.2.24|ogx-1.5.0) on :8321; inference to OPENAI_API_KEY or OPENAI_BASE_URL
 	tests/infra/run-llama-stack.sh $(LLAMA_STACK_VERSION) 8321
 
 # ---- Quality ------------------------------------------------------------------------------------
@@ -58,10 +58,13 @@ fmt: dev
 	$(BIN)/ruff check --fix assistant_backend tests
 
 # ---- Test prerequisites (cached under $(ARGOCD_ASSISTANT_CACHE), keyed by version) --------------
-.PHONY: llama-stack-venvs
-llama-stack-venvs: ## build (once) the pinned Llama Stack 0.3.5 and 0.7.3 venvs
-	tests/infra/llama-stack-venv.sh 0.3.5 >/dev/null
-	tests/infra/llama-stack-venv.sh 0.7.3 >/dev/null
+# Every server version the tests start, each in its own venv (tests/infra/llama-stack/).
+LLAMA_STACK_VERSIONS := 0.3.5 0.7.3 0.2.24 ogx-1.5.0
+LLAMA_STACK_VENV_TARGETS := $(addprefix llama-stack-venv-,$(LLAMA_STACK_VERSIONS))
+.PHONY: llama-stack-venvs $(LLAMA_STACK_VENV_TARGETS)
+llama-stack-venvs: $(LLAMA_STACK_VENV_TARGETS) ## build (once) the pinned Llama Stack / OGX venvs (0.3.5, 0.7.3, 0.2.24, ogx-1.5.0)
+$(LLAMA_STACK_VENV_TARGETS): llama-stack-venv-%:
+	tests/infra/llama-stack-venv.sh $* >/dev/null
 
 .PHONY: kube-bin
 kube-bin: ## build (once) kube-apiserver v1.20.2 from Debian's source package; installs etcd
@@ -81,6 +84,12 @@ ui: extension-ui/node_modules/.installed tests/browser/host/node_modules/.instal
 	cd extension-ui && npm run --silent package
 	cd tests/browser/host && node build.mjs
 
+.PHONY: wire-types
+wire-types: dev extension-ui/node_modules/.installed ## regenerate extension-ui/src/wire.ts (the panel's API types) from the backend's OpenAPI document
+	@mkdir -p build
+	$(BIN)/python -m assistant_backend --print-openapi > build/openapi.json
+	cd extension-ui && npm run --silent wire-types -- ../build/openapi.json -o src/wire.ts
+
 .PHONY: ui-test
 ui-test: ui ## UI unit tests (node's test runner) and type check
 	cd extension-ui && npm run --silent typecheck && npm test --silent
@@ -95,8 +104,11 @@ browser-deps: ## install Debian's chromium for the browser tests (once)
 	@test -x /usr/bin/chromium || { $(SUDO) apt-get update -q && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver; }
 
+# The cold builds run side by side: kube-apiserver (CPU-bound Go) with the venvs (mostly unpacking
+# wheels) and the UI, so a cold CI run pays roughly the longest of them, not their sum.
 .PHONY: test-deps
-test-deps: dev llama-stack-venvs kube-bin ui browser-deps kubectl-check
+test-deps: dev browser-deps kubectl-check
+	$(MAKE) --no-print-directory -j8 --output-sync=target kube-bin llama-stack-venvs ui
 
 # ---- Container image and Kubernetes manifests ----------------------------------------------------
 VERSION          := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)

@@ -1,4 +1,4 @@
-"""``python -m assistant_backend [--config FILE] [--print-config-schema]``."""
+"""``python -m assistant_backend [--config FILE] [--print-config-schema | --print-openapi]``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import sys
 import uvicorn
 
 from . import logs
-from .config import ProviderName, Settings, load_settings
+from .config import AuthConfig, ProviderName, Settings, load_settings
 from .errors import ApiError
+from .openapi import build_openapi
 from .providers.agents import UnsupportedServer, agents_path
 from .providers.llamastack import LlamaStack, build_http_client
 
@@ -39,10 +40,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--print-config-schema", action="store_true", help="print the config JSON schema and exit"
     )
+    parser.add_argument(
+        "--print-openapi",
+        action="store_true",
+        help="print the OpenAPI document of /v1/* (as GET /v1/openapi.json serves it) and exit",
+    )
     args = parser.parse_args(argv)
 
     if args.print_config_schema:
         print(json.dumps(Settings.model_json_schema(), indent=2))
+        return 0
+    if args.print_openapi:
+        # Without a config: the defaults (the document depends only on auth.header and the limits).
+        shown = (
+            load_settings(args.config)
+            if args.config
+            else Settings(auth=AuthConfig(insecure_allow_no_secret=True))
+        )
+        print(json.dumps(build_openapi(shown), indent=2))
         return 0
     try:
         settings = load_settings(args.config)

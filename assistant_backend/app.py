@@ -7,21 +7,21 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 from starlette.applications import Starlette
-from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import logs
+from . import logs, wire
+from .catalogue import ModelCatalogue
 from .chat import ChatService
 from .config import Settings, load_settings
 from .context.base import ContextSource
@@ -29,15 +29,14 @@ from .context.factory import build_context_source
 from .conversations import Handles
 from .errors import ApiError, ErrorCode
 from .identity import Caller, caller_from_headers, check_secret
-from .limits import HeldStreamResponse, UserLimits
+from .limits import UserLimits
 from .metrics import Metrics
-from .models import ModelCatalog
 from .openapi import build_openapi
 from .providers import Provider, build_provider
 from .providers.llamastack import build_http_client
 from .readiness import Readiness
-from .requests import parse_chat, read_json
-from .stream import STREAM_HEADERS
+from .requests import check_chat_size, parse_chat, parse_json, read_body
+from .stream import TurnResponse
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +49,10 @@ class Services:
 
     settings: Settings
     secret: str | None  # resolved once at start: no file read per request
-    http: httpx.AsyncClient
     provider: Provider
     context: ContextSource
     handles: Handles
-    catalog: ModelCatalog
+    catalogue: ModelCatalogue
     readiness: Readiness
     chat: ChatService
     limits: UserLimits
@@ -76,30 +74,31 @@ async def chat(request: Request) -> Response:
     caller = _authenticate(request)
     services = _services(request)
     limits = services.settings.limits
-    slot = services.limits.admit(caller.user)  # 429 before the body is even read
-    try:
-        raw = await read_json(request, limits.max_body_bytes, limits.body_read_timeout_s)
+    # Everything this turn holds goes on one stack: unwound here if the turn is refused before it
+    # streams, else handed to the response, which closes it however the stream ends.
+    async with AsyncExitStack() as resources:
+        slot = services.limits.admit(*caller.limit_keys)  # 429 before the body is even read
+        resources.callback(slot.release)
+        # Attachments have their own limit on top of the body's (limits.max_attachments_bytes).
+        body = await read_body(
+            request, limits.max_body_bytes + limits.max_attachments_bytes, limits.body_read_timeout_s
+        )
+        raw = parse_json(body)
+        check_chat_size(len(body), raw, limits.max_body_bytes, limits.max_attachments_bytes)
         turn = await services.chat.prepare(caller, parse_chat(raw, limits.max_question_chars))
-    except BaseException:
-        slot.release()
-        raise
+        resources.push_async_callback(turn.upstream.aclose)
+        resources = resources.pop_all()
     log.info(
         "chat turn",
         extra={
-            "user": caller.user,
+            "user": caller.username,
+            "user_id": caller.user_id,
             "application": caller.application,
             "model": turn.model,
             "context_tokens": turn.bundle.tokens_total,
         },
     )
-    return HeldStreamResponse(
-        slot,
-        services.chat.events(turn),
-        headers=STREAM_HEADERS,
-        ping=services.settings.server.heartbeat_s,
-        # Releases the upstream connection even if the client left before the stream started.
-        background=BackgroundTask(turn.upstream.aclose),
-    )
+    return TurnResponse(services.chat.events(turn), resources, ping=services.settings.server.heartbeat_s)
 
 
 async def get_conversation(request: Request) -> Response:
@@ -108,12 +107,12 @@ async def get_conversation(request: Request) -> Response:
     handle = request.path_params["conversation_id"]
     conversation = services.handles.open(caller, handle, services.provider.name)
     turns = await services.provider.turns(conversation.state)
-    return JSONResponse(
-        {
-            "conversation_id": handle,
-            "model": conversation.model,
-            "turns": [{"question": t.question, "answer": t.answer} for t in turns],
-        }
+    return _json(
+        wire.Conversation(
+            conversation_id=handle,
+            model=conversation.model,
+            turns=[wire.StoredTurn(question=t.question, answer=t.answer) for t in turns],
+        )
     )
 
 
@@ -135,10 +134,10 @@ async def conversation(request: Request) -> Response:
 
 async def list_models(request: Request) -> Response:
     _authenticate(request)
-    catalog = _services(request).catalog
-    models = await catalog.models()
-    default = await catalog.default()
-    return JSONResponse({"models": [{"id": m, "default": m == default} for m in models]})
+    catalogue = _services(request).catalogue
+    models = await catalogue.models()
+    default = await catalogue.default()
+    return _json(wire.Models(models=[wire.ModelInfo(id=m, default=m == default) for m in models]))
 
 
 async def openapi_schema(request: Request) -> Response:
@@ -155,7 +154,7 @@ async def readyz(request: Request) -> Response:
     services = _services(request)
     status = await services.readiness.status()
     if not status.ready:
-        return JSONResponse({"error": {"code": ErrorCode.NOT_READY.value, "message": status.reason}}, 503)
+        return _error_response(ApiError(ErrorCode.NOT_READY, status.reason))
     return JSONResponse(
         {"status": "ready", "provider": services.provider.name, "llama_stack_version": status.version}
     )
@@ -169,8 +168,12 @@ async def metrics(request: Request) -> Response:
 
 
 # ---- errors -------------------------------------------------------------------------------------
+def _json(body: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body.model_dump(mode="json"), status_code=status_code, headers=headers)
+
+
 def _error_response(error: ApiError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+    return _json(wire.ErrorResponse.of(error.code, error.message), error.status, error.headers)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -186,9 +189,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         exc.status_code, ErrorCode.INVALID_REQUEST
     )
     message = {404: "no such endpoint", 405: "method not allowed"}.get(exc.status_code, "bad request")
-    return JSONResponse(
-        {"error": {"code": code.value, "message": message}}, status_code=exc.status_code, headers=exc.headers
-    )
+    return _json(wire.ErrorResponse.of(code, message), exc.status_code, exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -250,38 +251,66 @@ def _route_of(scope: Scope) -> str:
 
 
 # ---- factory ------------------------------------------------------------------------------------
-def create_app(settings: Settings | None = None) -> Starlette:
+async def _start(
+    settings: Settings,
+    metrics_: Metrics,
+    provider: Provider | None,
+    context: ContextSource | None,
+    owned: AsyncExitStack,
+) -> Services:
+    """Create every client once; what is created here is pushed on ``owned`` to close at shutdown."""
+    secret = settings.auth.resolved_secret()
+    if provider is None:
+        http = build_http_client(settings.llama_stack)
+        owned.push_async_callback(http.aclose)
+        provider = build_provider(settings, http)
+        owned.push_async_callback(provider.aclose)
+    if context is None:
+        context = build_context_source(settings)
+        owned.push_async_callback(context.aclose)
+    handles = Handles(secret, max_age_s=settings.conversations.max_age_days * 86400)
+    catalogue = ModelCatalogue(provider, settings.llama_stack.model)
+    readiness = Readiness(provider, catalogue, metrics_, settings.server.readiness_cache_s)
+    chat_service = ChatService(settings, provider, context, handles, catalogue, metrics_)
+    services = Services(
+        settings,
+        secret,
+        provider,
+        context,
+        handles,
+        catalogue,
+        readiness,
+        chat_service,
+        UserLimits(settings.limits),
+    )
+    status = await readiness.status()
+    if not status.ready:
+        log.warning(
+            "not ready: %s. The service runs and turns ready when Llama Stack at %s answers "
+            "(start one for development with `make llama-stack`).",
+            status.reason,
+            settings.llama_stack.url,
+        )
+    return services
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    provider: Provider | None = None,
+    context: ContextSource | None = None,
+) -> Starlette:
+    """The app. ``provider`` and ``context`` replace the ones the settings describe (tests run the
+    HTTP API in-process against fakes this way); the app closes only what it built itself."""
     settings = settings or load_settings()
     metrics_ = Metrics()
+    given_provider, given_context = provider, context
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        secret = settings.auth.resolved_secret()
-        http = build_http_client(settings.llama_stack)
-        provider = build_provider(settings, http)
-        context = build_context_source(settings)
-        handles = Handles(secret)
-        catalog = ModelCatalog(provider, settings.llama_stack.model)
-        readiness = Readiness(provider, catalog, metrics_, settings.server.readiness_cache_s)
-        chat_service = ChatService(settings, provider, context, handles, catalog, metrics_)
-        limits = UserLimits(settings.limits)
-        app.state.services = Services(
-            settings, secret, http, provider, context, handles, catalog, readiness, chat_service, limits
-        )
-        status = await readiness.status()
-        if not status.ready:
-            log.warning(
-                "not ready: %s. The service runs and turns ready when Llama Stack at %s answers "
-                "(start one for development with `make llama-stack`).",
-                status.reason,
-                settings.llama_stack.url,
-            )
-        try:
+        async with AsyncExitStack() as owned:
+            app.state.services = await _start(settings, metrics_, given_provider, given_context, owned)
             yield
-        finally:
-            await context.aclose()
-            await provider.aclose()
-            await http.aclose()
 
     app = Starlette(
         routes=[

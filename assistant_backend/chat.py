@@ -3,11 +3,13 @@
 ``prepare`` opens the conversation handle, picks the model, builds the context and opens the
 upstream stream. Any failure there is an :class:`ApiError` the app answers as JSON with the right
 status. ``events`` then relays the provider's events as SSE; a failure from that point on is an
-``error`` event, and a client that goes away cancels the upstream request.
+``error`` event. The caller owns the open upstream turn: ``stream.TurnResponse`` closes it however the
+response ends, so a client that goes away cancels the upstream request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,15 +17,23 @@ from dataclasses import dataclass
 from sse_starlette import ServerSentEvent
 
 from . import stream
+from .catalogue import ModelCatalogue
 from .config import ProviderName, Settings
 from .context.base import ContextBundle, ContextSource
 from .conversations import Conversation, Handles
 from .errors import ApiError, ErrorCode
 from .identity import Caller
 from .metrics import Metrics
-from .models import ModelCatalog
-from .providers.base import Completed, Failed, Provider, TextDelta, TurnRequest, UpstreamTurn
-from .requests import ChatRequest
+from .providers.base import (
+    Completed,
+    Failed,
+    Provider,
+    TextDelta,
+    TurnRequest,
+    UpstreamTurn,
+    neutralise_markers,
+)
+from .wire import ChatRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +47,10 @@ class PreparedTurn:
     started: float
 
 
+async def _true() -> bool:
+    return True
+
+
 class ChatService:
     def __init__(
         self,
@@ -44,14 +58,14 @@ class ChatService:
         provider: Provider,
         context: ContextSource,
         handles: Handles,
-        catalog: ModelCatalog,
+        catalogue: ModelCatalogue,
         metrics: Metrics,
     ) -> None:
         self._settings = settings
         self._provider = provider
         self._context = context
         self._handles = handles
-        self._catalog = catalog
+        self._catalogue = catalogue
         self._metrics = metrics
 
     async def prepare(self, caller: Caller, request: ChatRequest) -> PreparedTurn:
@@ -62,9 +76,18 @@ class ChatService:
         model = await self._pick_model(request, conversation)
 
         with self._metrics.context_seconds.time():
-            bundle = await self._context.build(
-                caller, request.resource.ref() if request.resource else None, request.question
+            # A deleted conversation's handle still verifies: ask Llama Stack while the context builds.
+            bundle, alive = await asyncio.gather(
+                self._context.build(
+                    caller,
+                    request.resource.ref() if request.resource else None,
+                    request.question,
+                    request.attachments,
+                ),
+                self._provider.exists(conversation.state) if conversation else _true(),
             )
+        if not alive:
+            raise ApiError(ErrorCode.CONVERSATION_NOT_FOUND, "conversation not found")
         # Context goes in once per conversation, and again only when it changed.
         unchanged = conversation is not None and conversation.context_fingerprint == bundle.fingerprint
         if not unchanged:
@@ -74,7 +97,8 @@ class ChatService:
         upstream = await self._provider.open_turn(
             TurnRequest(
                 model=model,
-                question=request.question,
+                # A question cannot open or close the context frame either (nor hide from restore).
+                question=neutralise_markers(request.question),
                 instructions=self._settings.instructions,
                 context=None if unchanged else bundle.text,
                 state=conversation.state if conversation else None,
@@ -86,7 +110,7 @@ class ChatService:
 
     async def _pick_model(self, request: ChatRequest, conversation: Conversation | None) -> str:
         if conversation is None:
-            return await self._catalog.resolve(request.model)
+            return await self._catalogue.resolve(request.model)
         if request.model is None or request.model == conversation.model:
             return conversation.model
         if self._provider.name == ProviderName.AGENTS:
@@ -94,14 +118,12 @@ class ChatService:
             raise ApiError(
                 ErrorCode.INVALID_REQUEST, "model: cannot change within a conversation; start a new one"
             )
-        return await self._catalog.resolve(request.model)
+        return await self._catalogue.resolve(request.model)
 
     async def events(self, turn: PreparedTurn) -> AsyncIterator[ServerSentEvent]:
         provider = self._provider.name
         yield stream.start(turn.conversation_id, provider, turn.model)
-        yield stream.context(
-            {**turn.bundle.event_data(), "sent": turn.context_sent, "notes": list(turn.bundle.notes)}
-        )
+        yield stream.context(turn.bundle, sent=turn.context_sent)
         first_token = True
         outcome = "cancelled"
         self._metrics.active_streams.inc()
@@ -135,8 +157,6 @@ class ChatService:
             outcome = "failed"
             yield stream.error(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
         finally:
+            # Accounting only: the upstream connection is closed by the response (stream.TurnResponse).
             self._metrics.active_streams.dec()
             self._metrics.llm_calls.labels(provider, outcome).inc()
-            # On client disconnect this runs in a cancelled scope; aclose is shielded, so the
-            # connection to Llama Stack is really closed, and the model call with it.
-            await turn.upstream.aclose()

@@ -102,14 +102,29 @@ class ContextConfig(Section):
     log_lines: int = Field(200, ge=0, le=10_000)
     gather_deadline_s: float = Field(8.0, gt=0, description="Overall deadline for gathering context")
     call_timeout_s: float = Field(3.0, gt=0, description="Timeout of one Kubernetes API call")
+    pod_logs: Literal["argocd", "backend", "off"] = Field(
+        "argocd",
+        description="argocd: only the logs the panel read from Argo CD under the user's `logs, get`; "
+        "backend: the backend reads pod logs itself (anyone with `extensions, invoke` on an app reads "
+        "its logs); off: no logs",
+    )
 
 
 class LimitsConfig(Section):
-    max_body_bytes: int = Field(64 * 1024, ge=1024)
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="The body without its attachments")
+    max_attachments_bytes: int = Field(
+        1024 * 1024, ge=0, description="What the panel attaches from Argo CD's API (diffs, logs), on top"
+    )
     max_question_chars: int = Field(16_000, ge=1)
     requests_per_minute: int = Field(30, ge=0, description="Per user; 0 = unlimited")
     max_streams_per_user: int = Field(4, ge=0, description="Concurrent answers per user; 0 = unlimited")
     body_read_timeout_s: float = Field(15.0, gt=0, description="A body trickling in longer is cut (408)")
+
+
+class ConversationsConfig(Section):
+    max_age_days: float = Field(
+        30.0, gt=0, le=3650, description="A conversation idle longer than this cannot be continued or read"
+    )
 
 
 class ServerConfig(Section):
@@ -136,6 +151,7 @@ class Settings(BaseSettings):
     kubernetes: KubernetesConfig = KubernetesConfig()
     context: ContextConfig = ContextConfig()
     limits: LimitsConfig = LimitsConfig()
+    conversations: ConversationsConfig = ConversationsConfig()
     server: ServerConfig = ServerConfig()
 
     @classmethod

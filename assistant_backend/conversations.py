@@ -7,7 +7,9 @@ a handle that is forged, altered, made for another user or another application, 
 provider, is simply "not found" (404), so ids leak nothing about other people's conversations.
 
 The key is derived from the shared secret, so every replica agrees on it and rotating the secret
-retires old conversations.
+retires old conversations. A handle carries the time it was issued (every turn issues a new one), so
+a conversation idle for longer than ``conversations.max_age_days`` is "not found" too: handles travel
+in URL paths, which access logs keep.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +32,7 @@ from .providers.base import State
 _VERSION = "c1"
 _KEY_LABEL = b"argocd-assistant conversation handles v1"
 MAX_HANDLE_LENGTH = 8192
+_CLOCK_SKEW_S = 300  # replicas' clocks may disagree a little
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +52,14 @@ def _unb64(text: str) -> bytes:
 
 
 class Handles:
-    def __init__(self, secret: str | None) -> None:
+    def __init__(
+        self, secret: str | None, *, max_age_s: float = 30 * 86400, clock: Callable[[], float] = time.time
+    ) -> None:
         # Without a secret (development only) each process signs with its own random key.
         material = secret.encode() if secret else secrets.token_bytes(32)
         self._key = hmac.new(material, _KEY_LABEL, hashlib.sha256).digest()
+        self._max_age_s = max_age_s
+        self._clock = clock
 
     def _owner_tag(self, caller: Caller) -> str:
         return _b64(hmac.new(self._key, caller.owner_key.encode(), hashlib.sha256).digest()[:12])
@@ -65,6 +74,7 @@ class Handles:
             "m": conversation.model,
             "f": conversation.context_fingerprint,
             "s": dict(conversation.state),
+            "t": int(self._clock()),
         }
         body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
         return f"{_VERSION}.{body}.{self._sign(body)}"
@@ -72,7 +82,8 @@ class Handles:
     def open(self, caller: Caller, handle: str, provider: str) -> Conversation:
         """The caller's conversation behind ``handle``, or 404 ``conversation_not_found``."""
         not_found = ApiError(ErrorCode.CONVERSATION_NOT_FOUND, "conversation not found")
-        if len(handle) > MAX_HANDLE_LENGTH:
+        # hmac.compare_digest refuses non-ASCII str: such a handle is simply not one of ours.
+        if len(handle) > MAX_HANDLE_LENGTH or not handle.isascii():
             raise not_found
         version, _, rest = handle.partition(".")
         body, _, signature = rest.partition(".")
@@ -89,6 +100,10 @@ class Handles:
         ):
             raise not_found
         if payload.get("p") != provider or not isinstance(payload.get("s"), dict):
+            raise not_found
+        issued = payload.get("t")
+        now = self._clock()
+        if not isinstance(issued, int) or not (now - self._max_age_s <= issued <= now + _CLOCK_SKEW_S):
             raise not_found
         return Conversation(
             provider=provider,

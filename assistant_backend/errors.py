@@ -1,15 +1,14 @@
 """The stable error codes of the HTTP API and the one exception that carries them.
 
 Every error a client can see has a ``code`` from :class:`ErrorCode`; its HTTP status is fixed here,
-in one place, so the README, the UI and the tests all agree. Messages are for humans and never
-contain internals (stack traces, upstream bodies, secrets).
+in one place, so the README, the UI and the tests all agree (the body's shape is ``wire.ErrorResponse``).
+Messages are for humans and never contain internals (stack traces, upstream bodies, secrets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
 
 
 class ErrorCode(StrEnum):
@@ -77,9 +76,6 @@ class ApiError(Exception):
     @property
     def status(self) -> int:
         return STATUS[self.code]
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.code.value, "message": self.message}}
 
     def __repr__(self) -> str:
         return f"ApiError({self.code.value!r}, {self.message!r})"

@@ -2,15 +2,17 @@
 
 Both are in-process. The backend is stateless and may run as several replicas, so the limits are per
 replica: they exist to stop one user (or one runaway browser tab) from monopolising a replica and the
-model behind it, not to meter usage exactly. Users are keyed by the authenticated Argo CD user, which
-is only trusted after the shared-secret check, so limits cannot be dodged by changing headers.
+model behind it, not to meter usage exactly. A request is counted against *each* identity header it
+carries (the username and the user id, see ``Caller.limit_keys``): whichever of the two this Argo CD
+version sets itself, a browser cannot add a fresh value of the other to escape its limit.
 
 - Rate: a token bucket per user holding ``requests_per_minute`` tokens, refilled continuously, so a
   user may burst up to the whole minute's allowance and then continue at the steady rate. A refused
   request gets 429 ``rate_limited`` with ``Retry-After`` (whole seconds until a token is back).
 - Streams: at most ``max_streams_per_user`` answers streaming at once; the next is 429
   ``too_many_streams``. The slot is released however the stream ends: completed, failed, client
-  disconnect, or a failure before the first byte (:class:`HeldStreamResponse`).
+  disconnect, or a failure before the first byte (the turn's resources, closed by
+  ``stream.TurnResponse``).
 """
 
 from __future__ import annotations
@@ -19,10 +21,6 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from sse_starlette import EventSourceResponse
-from starlette.types import Receive, Scope, Send
 
 from .config import LimitsConfig
 from .errors import ApiError, ErrorCode
@@ -53,22 +51,28 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self._capacity > 0
 
-    def take(self, key: str) -> None:
-        """Spend one token for ``key`` or raise 429 ``rate_limited`` with ``Retry-After``."""
+    def take(self, *keys: str) -> None:
+        """Spend one token from every key's bucket, or none and raise 429 ``rate_limited`` with
+        ``Retry-After`` when one of them is empty."""
         if not self.enabled:
             return
         now = self._clock()
         self._sweep(now)
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = self._buckets[key] = _Bucket(self._capacity, now)
-        else:
-            bucket.tokens = min(self._capacity, bucket.tokens + (now - bucket.updated) * self._rate)
-            bucket.updated = now
-        if bucket.tokens >= 1.0:
-            bucket.tokens -= 1.0
+        buckets = []
+        for key in keys:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                bucket = self._buckets[key] = _Bucket(self._capacity, now)
+            else:
+                bucket.tokens = min(self._capacity, bucket.tokens + (now - bucket.updated) * self._rate)
+                bucket.updated = now
+            buckets.append(bucket)
+        short = [b for b in buckets if b.tokens < 1.0]
+        if not short:
+            for bucket in buckets:
+                bucket.tokens -= 1.0
             return
-        retry_after = max(1, math.ceil((1.0 - bucket.tokens) / self._rate))
+        retry_after = max(1, math.ceil((1.0 - min(b.tokens for b in short)) / self._rate))
         raise ApiError(
             ErrorCode.RATE_LIMITED,
             f"too many requests: at most {int(self._capacity)} a minute; retry in {retry_after} s",
@@ -141,27 +145,16 @@ class UserLimits:
         self.rate = RateLimiter(config.requests_per_minute, clock)
         self.streams = StreamCap(config.max_streams_per_user)
 
-    def admit(self, user: str) -> StreamSlot:
-        """Raise 429 (``too_many_streams`` or ``rate_limited``) or return the stream slot to hold."""
-        self.streams.check(user)
-        self.rate.take(user)
-        return self.streams.acquire(user)
+    def admit(self, *keys: str) -> StreamSlot:
+        """Raise 429 (``too_many_streams`` or ``rate_limited``) or return the stream slot to hold,
+        counted against every key."""
+        for key in keys:
+            self.streams.check(key)
+        self.rate.take(*keys)
+        slots = [self.streams.acquire(key) for key in keys]
 
+        def release() -> None:
+            for slot in slots:
+                slot.release()
 
-class HeldStreamResponse(EventSourceResponse):
-    """An SSE response that gives its stream slot back when the response is over, however it ends.
-
-    The release sits around the whole ASGI call rather than in the event generator: a generator that
-    never started (the client left before the first byte) never runs its ``finally``, and a send that
-    fails skips the response's background task.
-    """
-
-    def __init__(self, slot: StreamSlot, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._slot = slot
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self._slot.release()
+        return StreamSlot(release)

@@ -119,7 +119,7 @@ async def responses_request(model: str) -> dict[str, Any]:
     """The request the backend's responses provider sends for a first turn about the Application
     with no Kubernetes access: the same instructions, context message and question."""
     settings = Settings(auth={"insecure_allow_no_secret": True})
-    caller = Caller(user="alice", app_namespace="argocd", app_name="guestbook", project="default")
+    caller = Caller(username="alice", app_namespace="argocd", app_name="guestbook", project="default")
     bundle = (await ReferenceContext(settings.context.token_budget).build(caller, None, QUESTION)).text
     return {
         "model": model,

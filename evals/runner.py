@@ -20,7 +20,20 @@ Scenario format (``$NS`` is the scenario's namespace, ``$NODE`` a fake Node whos
     events: [<Event fields>]     # involvedObject {kind, name}; the rest is filled in
     logs: [{pod, container, previous, text}]
     select: {group, version, kind, name} | null   # null = the Application
-    expect: {evidence: [...], findings: [...], canaries: [...]}
+    attachments: [...]           # what the panel attaches from Argo CD's API, in the wire format of
+                                 # POST /v1/chat; a managed_resource's ``target`` / ``live`` may be an
+                                 # object (serialised as Argo CD does), and ``live: cluster`` reads the
+                                 # live object from the apiserver; ``resource.namespace`` defaults to $NS
+    question: what the user asks (default "Why is this not working?")
+    appproject: {destinations: [...]}  # the AppProject's spec (default: every destination allowed)
+    expect: {evidence: [...], findings: [...], canaries: [...], healthy: bool}
+
+Cluster-scoped objects (Node, PersistentVolume, StorageClass) take no namespace; a Node gets the
+fake kubelet's address so its Pods' logs can be read; an object may name another namespace (created
+on demand). ``expect.healthy: true`` makes the scenario a false-alarm check: no finding may fire.
+
+The gate (:attr:`Report.passed`): every scenario finds at least :data:`SCENARIO_THRESHOLD` of its
+evidence, the pool at least :data:`RECALL_THRESHOLD`, no canary leaks, no false alarm.
 
 Run ``make eval`` (or ``python -m evals``); the pytest ``tests/kube/test_evals.py`` runs the same code.
 """
@@ -38,17 +51,22 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import TypeAdapter
 
 from assistant_backend.config import Settings
 from assistant_backend.context.base import ResourceRef
 from assistant_backend.context.engine import KubeContext
 from assistant_backend.identity import Caller
+from assistant_backend.wire import Attachment
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 NODE = "eval-node-1"
-RECALL_THRESHOLD = 0.95
+RECALL_THRESHOLD = 0.95  # pooled over every scenario's evidence
+SCENARIO_THRESHOLD = 0.75  # each scenario on its own
+DEFAULT_QUESTION = "Why is this not working?"
+ARGOCD_NAMESPACE = "argocd"
 DEFAULT_BUDGET = 12_000  # the shipped default of context.token_budget
 
 _API_VERSIONS = {
@@ -64,7 +82,13 @@ _API_VERSIONS = {
     "ConfigMap": "v1",
     "Secret": "v1",
     "Application": "argoproj.io/v1alpha1",
+    "AppProject": "argoproj.io/v1alpha1",
+    "Ingress": "networking.k8s.io/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2beta2",
+    "StorageClass": "storage.k8s.io/v1",
+    "EndpointSlice": "discovery.k8s.io/v1beta1",
 }
+_CLUSTER_SCOPED = frozenset({"Namespace", "Node", "PersistentVolume", "StorageClass"})
 
 
 @dataclass
@@ -86,12 +110,17 @@ class Result:
     budget: int
     findings: list[str]
     gather_ms: float
+    false_alarms: list[str] = field(default_factory=list)  # findings fired in a healthy scenario
     notes: list[str] = field(default_factory=list)
     text: str = field(default="", repr=False)  # the rendered context, for --show (not in the JSON)
 
     @property
     def recall(self) -> float:
         return self.evidence_found / self.evidence_total if self.evidence_total else 1.0
+
+    @property
+    def passed(self) -> bool:
+        return self.recall >= SCENARIO_THRESHOLD and not self.leaks and not self.false_alarms
 
 
 @dataclass
@@ -108,28 +137,48 @@ class Report:
         return sum(len(r.leaks) for r in self.results)
 
     @property
+    def false_alarms(self) -> int:
+        return sum(len(r.false_alarms) for r in self.results)
+
+    @property
+    def failing(self) -> list[Result]:
+        """Scenarios that miss the per-scenario gate (recall, leaks or false alarms)."""
+        return [r for r in self.results if not r.passed]
+
+    @property
     def passed(self) -> bool:
-        return self.recall >= RECALL_THRESHOLD and self.leaks == 0
+        return (
+            self.recall >= RECALL_THRESHOLD
+            and self.leaks == 0
+            and self.false_alarms == 0
+            and not self.failing
+        )
 
     def table(self) -> str:
-        head = f"{'scenario':34} {'recall':>8} {'leaks':>5} {'tokens':>7} {'gather ms':>9}  findings"
+        head = (
+            f"{'scenario':34} {'recall':>8} {'pct':>5} {'leaks':>5} {'tokens':>7} {'gather ms':>9}  findings"
+        )
         lines = [head, "-" * len(head)]
         for r in self.results:
+            mark = "" if r.passed else "  << FAIL"
             lines.append(
-                f"{r.scenario:34} {r.evidence_found:>3}/{r.evidence_total:<3}  {len(r.leaks):>5} {r.tokens:>7} "
-                f"{r.gather_ms:>9.1f}  {','.join(dict.fromkeys(r.findings)) or '-'}"
+                f"{r.scenario:34} {r.evidence_found:>3}/{r.evidence_total:<3}  {r.recall:>5.0%} {len(r.leaks):>5} "
+                f"{r.tokens:>7} {r.gather_ms:>9.1f}  {','.join(dict.fromkeys(r.findings)) or '-'}{mark}"
             )
             for miss in r.missing:
                 lines.append(f"    missing evidence: {miss}")
             for leak in r.leaks:
                 lines.append(f"    LEAKED canary: {leak}")
+            for alarm in r.false_alarms:
+                lines.append(f"    FALSE ALARM: {alarm}")
         lines.append("-" * len(head))
         gathers = sorted(r.gather_ms for r in self.results)
         median = gathers[len(gathers) // 2] if gathers else 0.0
         lines.append(
-            f"{len(self.results)} scenarios, evidence recall {self.recall:.1%} (threshold "
-            f"{RECALL_THRESHOLD:.0%}), canary leaks {self.leaks}, median gather {median:.1f} ms: "
-            f"{'PASS' if self.passed else 'FAIL'}"
+            f"{len(self.results)} scenarios, evidence recall {self.recall:.1%} (pool threshold "
+            f"{RECALL_THRESHOLD:.0%}), {len(self.failing)} below the per-scenario gate "
+            f"({SCENARIO_THRESHOLD:.0%}, no leak, no false alarm), canary leaks {self.leaks}, false alarms "
+            f"{self.false_alarms}, median gather {median:.1f} ms: {'PASS' if self.passed else 'FAIL'}"
         )
         return "\n".join(lines)
 
@@ -137,9 +186,15 @@ class Report:
         return {
             "recall": self.recall,
             "leaks": self.leaks,
+            "false_alarms": self.false_alarms,
+            "failing": [r.scenario for r in self.failing],
             "passed": self.passed,
             "scenarios": [
-                {**{k: v for k, v in asdict(r).items() if k != "text"}, "recall": r.recall}
+                {
+                    **{k: v for k, v in asdict(r).items() if k != "text"},
+                    "recall": r.recall,
+                    "passed": r.passed,
+                }
                 for r in self.results
             ],
         }
@@ -210,8 +265,14 @@ class ScenarioRun:
             argocd = obj.pop("x-argocd", None)
             obj.setdefault("apiVersion", _API_VERSIONS.get(obj["kind"], "v1"))
             meta = obj.setdefault("metadata", {})
-            if obj["kind"] not in ("Namespace", "Node"):
+            if obj["kind"] == "Node":
+                # a Node whose kubelet is the fake one, so the apiserver can fetch its Pods' logs
+                obj = _merge(self.kubelet.node(meta["name"]), obj)
+                meta = obj["metadata"]
+            if obj["kind"] not in _CLUSTER_SCOPED:
                 meta.setdefault("namespace", ns)
+                if meta["namespace"] != ns:
+                    cluster.ensure_namespace(meta["namespace"])
             for ref in meta.get("ownerReferences") or []:
                 ref.setdefault("apiVersion", _API_VERSIONS.get(ref["kind"], "v1"))
                 ref.setdefault("controller", True)
@@ -242,6 +303,8 @@ class ScenarioRun:
                 ns, entry["pod"], entry["container"], entry["text"], previous=bool(entry.get("previous"))
             )
         app_doc = doc.get("application") or {}
+        # The AppProject: permissive like Argo CD's `default`, unless the scenario gives its spec.
+        self.cluster.put_project(app_doc.get("project", "default"), doc.get("appproject"))
         app: dict[str, Any] = {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "Application",
@@ -293,7 +356,7 @@ class ScenarioRun:
 
     def caller(self) -> Caller:
         project = (self.doc.get("application") or {}).get("project", "default")
-        return Caller(user="eval", app_namespace=self.ns, app_name="app", project=project)
+        return Caller(username="eval", app_namespace=self.ns, app_name="app", project=project)
 
     def selected(self) -> ResourceRef | None:
         select = self.doc.get("select")
@@ -307,8 +370,29 @@ class ScenarioRun:
             namespace=select.get("namespace", self.ns),
         )
 
+    def attachments(self) -> list[Attachment]:
+        out: list[Attachment] = []
+        for raw in self.doc.get("attachments") or []:
+            item = copy.deepcopy(raw)
+            if "resource" in item:
+                res = item["resource"]
+                res.setdefault("group", "")
+                res.setdefault("version", "v1")
+                res.setdefault("namespace", self.ns)
+            if item["type"] == "managed_resource":
+                res = item["resource"]
+                if item.get("live") == "cluster":
+                    api = f"{res['group']}/{res['version']}" if res["group"] else res["version"]
+                    item["live"] = self.cluster.get(api, res["kind"], res["name"], res.get("namespace"))
+                for side in ("target", "live"):
+                    if isinstance(item.get(side), dict):
+                        item[side] = json.dumps(item[side])
+            out.append(TypeAdapter(Attachment).validate_python(item))
+        return out
+
     async def score(self, engine: KubeContext) -> Result:
-        bundle = await engine.build(self.caller(), self.selected(), "Why is this not working?")
+        question = str(self.doc.get("question") or DEFAULT_QUESTION)
+        bundle = await engine.build(self.caller(), self.selected(), question, self.attachments())
         expect = self.doc.get("expect") or {}
         haystack = bundle.text.lower()
         wanted = [str(e) for e in expect.get("evidence") or []] + [
@@ -317,6 +401,9 @@ class ScenarioRun:
         missing = [w for w in wanted if w.lower() not in haystack]
         shown = bundle.text + json.dumps(bundle.event_data()) + "\n".join(bundle.notes)
         leaks = [c for c in expect.get("canaries") or [] if str(c) in shown]
+        # A healthy scenario is a false-alarm check: any finding there is a failure reported on a
+        # healthy app or resource.
+        false_alarms = list(bundle.findings) if expect.get("healthy") else []
         return Result(
             scenario=self.scenario.name,
             evidence_total=len(wanted),
@@ -327,6 +414,7 @@ class ScenarioRun:
             budget=bundle.budget,
             findings=list(bundle.findings),
             gather_ms=round(bundle.gather_ms or 0.0, 1),
+            false_alarms=false_alarms,
             notes=list(bundle.notes),
             text=bundle.text,
         )
@@ -334,8 +422,8 @@ class ScenarioRun:
 
 def engine_settings(kubeconfig: Path, budget: int = 12_000) -> Settings:
     return Settings(
-        kubernetes={"kubeconfig": kubeconfig, "argocd_namespace": "argocd"},
-        context={"token_budget": budget},
+        kubernetes={"kubeconfig": kubeconfig, "argocd_namespace": ARGOCD_NAMESPACE},
+        context={"token_budget": budget, "pod_logs": "backend"},  # the scenarios read logs as the backend
         auth={"insecure_allow_no_secret": True},
     )
 

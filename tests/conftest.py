@@ -6,9 +6,12 @@ test kills). A real part that cannot start fails the test with its log; nothing 
 
 Fixture summary (import nothing, just name them):
 - ``model``: the session's :class:`ScriptedModel`, reset before each test.
-- ``llama_stack_035`` / ``llama_stack_073``: session :class:`LlamaStackServer` s.
+- ``llama_stack_035`` / ``llama_stack_073`` / ``llama_stack_0224`` / ``llama_stack_ogx150``: session
+  :class:`LlamaStackServer` s (started only when a test asks for them).
 - ``combo``: parametrised over agents@0.3.5, responses@0.3.5, responses@0.7.3 (use it to run a test
-  on every supported server/provider pair); ``combo.provider``, ``combo.llama_stack``.
+  on every main server/provider pair); ``combo.provider``, ``combo.llama_stack``.
+- ``contract_combo``: the same plus the edge versions the chat contract also runs on (agents@0.2.24,
+  responses@0.2.24, responses@ogx-1.5.0); only the contract suite uses it, to keep CI's time bounded.
 - ``kube_cluster`` / ``fake_kubelet``: one real kube-apiserver (+ etcd, controllers) and test kubelet per
   session (``tests/support/kube.py``).
 - ``start_backend(config) -> BackendProcess`` and ``start_proxy(backend_url, **kw) -> ArgoCDProxy``:
@@ -71,6 +74,28 @@ def llama_stack_073(_model_server: ScriptedModel, tmp_path_factory: pytest.TempP
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def llama_stack_0224(_model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaStackServer]:
+    server = _llama_stack("0.2.24", _model_server.url, tmp_path_factory.mktemp("ls0224"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def llama_stack_ogx150(_model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaStackServer]:
+    server = _llama_stack("ogx-1.5.0", _model_server.url, tmp_path_factory.mktemp("ogx150"))
+    yield server
+    server.stop()
+
+
+SERVER_FIXTURES = {
+    "0.2.24": "llama_stack_0224",
+    "0.3.5": "llama_stack_035",
+    "0.7.3": "llama_stack_073",
+    "ogx-1.5.0": "llama_stack_ogx150",
+}
+
+
 @dataclass(frozen=True)
 class Combo:
     provider: str
@@ -82,13 +107,25 @@ class Combo:
 
 
 COMBOS = [("agents", "0.3.5"), ("responses", "0.3.5"), ("responses", "0.7.3")]
+# The oldest and newest servers we support, run by the chat contract only: the last 0.2.x (Agents at
+# /v1/agents, Responses at /v1/openai/v1) and OGX, Llama Stack's renamed successor.
+EDGE_COMBOS = [("agents", "0.2.24"), ("responses", "0.2.24"), ("responses", "ogx-1.5.0")]
+CONTRACT_COMBOS = COMBOS + EDGE_COMBOS
+
+
+def _combo(request: pytest.FixtureRequest) -> Combo:
+    provider, version = request.param
+    return Combo(provider, request.getfixturevalue(SERVER_FIXTURES[version]))
 
 
 @pytest.fixture(params=COMBOS, ids=[f"{p}@{v}" for p, v in COMBOS])
 def combo(request: pytest.FixtureRequest) -> Combo:
-    provider, version = request.param
-    fixture = "llama_stack_035" if version == "0.3.5" else "llama_stack_073"
-    return Combo(provider, request.getfixturevalue(fixture))
+    return _combo(request)
+
+
+@pytest.fixture(params=CONTRACT_COMBOS, ids=[f"{p}@{v}" for p, v in CONTRACT_COMBOS])
+def contract_combo(request: pytest.FixtureRequest) -> Combo:
+    return _combo(request)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..errors import ApiError, ErrorCode
 from ..identity import Caller
-from .kube import KubeClient
+from .kube import KubeClient, segment
 
 GROUP, VERSION, KIND = "argoproj.io", "v1alpha1", "Application"
 MAX_LISTED_RESOURCES = 40
@@ -33,6 +33,18 @@ async def read_application(client: KubeClient, caller: Caller) -> dict[str, Any]
             ErrorCode.PROJECT_MISMATCH, f"application {caller.application} is not in project {caller.project}"
         )
     return app
+
+
+async def read_project(client: KubeClient, control_plane: str, project: str) -> dict[str, Any] | None:
+    """The AppProject (in the control plane's namespace), or None when it does not exist."""
+    return await client.get_json(
+        f"/apis/{GROUP}/{VERSION}/namespaces/{segment(control_plane)}/appprojects/{segment(project)}"
+    )
+
+
+async def read_argocd_cm(client: KubeClient, control_plane: str) -> dict[str, Any] | None:
+    """argocd-cm (tracking method, instance label key), or None when it does not exist."""
+    return await client.get_json(f"/api/v1/namespaces/{segment(control_plane)}/configmaps/argocd-cm")
 
 
 def destination(app: Mapping[str, Any]) -> dict[str, Any]:

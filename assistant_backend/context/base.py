@@ -11,10 +11,17 @@ otherwise always returns a bundle, saying in it what it could not read.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ..identity import Caller
+
+if TYPE_CHECKING:  # wire.py imports ResourceRef from here
+    from ..wire import Attachment
+
+# Where an item came from: read by the backend, or attached by the panel from Argo CD's API.
+Source = Literal["kubernetes", "argocd"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,8 @@ class ContextItem:
     tokens: int
     truncated: bool = False
     redactions: int = 0
+    source: Source = "kubernetes"
+    detail: str | None = None  # what the user may read of it in the panel (the rendered diff)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -50,6 +59,8 @@ class ContextItem:
             "tokens": self.tokens,
             "truncated": self.truncated,
             "redactions": self.redactions,
+            "source": self.source,
+            "detail": self.detail,
         }
 
 
@@ -82,8 +93,18 @@ class ContextBundle:
 
 
 class ContextSource(Protocol):
-    """Gathers the context for one question. Implementations must never block the event loop."""
+    """Gathers the context for one question. Implementations must never block the event loop.
 
-    async def build(self, caller: Caller, resource: ResourceRef | None, question: str) -> ContextBundle: ...
+    ``attachments`` are what the panel read from Argo CD's API under the user's session; each must
+    name something in the Application's scope (else ``resource_not_in_application``).
+    """
+
+    async def build(
+        self,
+        caller: Caller,
+        resource: ResourceRef | None,
+        question: str,
+        attachments: Sequence[Attachment] = (),
+    ) -> ContextBundle: ...
 
     async def aclose(self) -> None: ...

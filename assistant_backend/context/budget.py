@@ -1,18 +1,25 @@
 """Fit sections into the token budget by priority, marking every cut in the text itself.
 
-Sections arrive in priority order (findings, Application, status, related, events, logs, spec).
+Sections arrive in priority order (findings, Application, revision, diff, status, related, events,
+logs, spec).
 Each kind has a soft share of the budget so one huge log cannot starve the events; what a section
 does not use is left for the next, and a second pass gives leftover room back to sections that were
 cut. Sections that do not fit at all are named in a closing note, so the model knows they exist.
+
+The question steers the budget: words about logs, sync/diff, scheduling, network, storage,
+permissions or slowness raise the share of the matching section kinds and let them take leftover
+room first (:func:`steer`). The ``context`` event still lists exactly what was sent.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from .. import linear
+from ..linear import Regex
+from .base import Source
 from .tokens import CHARS_PER_TOKEN, estimate_tokens
 
 Keep = Literal["head", "tail", "errors"]
@@ -21,16 +28,41 @@ Keep = Literal["head", "tail", "errors"]
 SHARE: dict[str, float] = {
     "findings": 0.5,
     "application": 0.25,
+    "revision": 0.05,
+    "diff": 0.25,
     "status": 0.2,
     "related": 0.12,
     "events": 0.2,
     "logs": 0.2,
     "spec": 0.15,
+    "relations": 0.15,
     "note": 0.05,
 }
+BOOST = 2.0  # a kind the question asks about may take this many times its share
+
+# Question words -> the section kinds that answer them (matched case-insensitively, whole words).
+_STEERING: tuple[tuple[Regex, tuple[str, ...]], ...] = tuple(
+    (linear.compile(rf"(?i)\b({words})"), kinds)
+    for words, kinds in (
+        (r"logs?\b|print|output|stack ?trace|exception|behaviou?r|behaving", ("logs",)),
+        (r"out ?of ?sync|outofsync|diff|drift|sync|prune|manifest|spec\b|config", ("application", "spec")),
+        (r"schedul|pending|node|taint|affinity|arch", ("events", "relations", "status")),
+        (r"network|ingress|service|endpoint|port|502|503|dns|connect", ("relations", "related")),
+        (r"storage|volume|pvc|disk|mount|attach", ("relations", "events")),
+        (r"permission|forbidden|rbac|denied|403|unauthori[sz]ed|access", ("logs", "relations")),
+        (r"slow|latency|timeout|hang|stuck|takes long", ("logs", "events")),
+    )
+)
+
+
+def steer(question: str) -> frozenset[str]:
+    """The section kinds the question asks about."""
+    return frozenset(kind for pattern, kinds in _STEERING if pattern.search(question or "") for kind in kinds)
+
+
 MIN_SECTION_TOKENS = 40  # below this a cut section says nothing useful
 
-_ERROR = re.compile(
+_ERROR = linear.compile(
     r"(?i)\b(error|err|fatal|panic|exception|traceback|failed|failure|refused|denied|cannot|unable|"
     r"timeout|timed out|killed|oom|not found|invalid|unauthorized|forbidden|warning)\b"
 )
@@ -45,6 +77,7 @@ class Section:
     redactions: int = 0
     keep: Keep = "head"
     truncated: bool = False
+    source: Source = "kubernetes"
 
     @property
     def text(self) -> str:
@@ -134,21 +167,26 @@ class Fitted:
     omitted: tuple[Section, ...]
 
 
-def fit(sections: Sequence[Section], budget: int, reserved: int = 0) -> Fitted:
-    """Fill ``budget`` (minus ``reserved`` for the header and notes) in priority order."""
+def fit(sections: Sequence[Section], budget: int, reserved: int = 0, question: str = "") -> Fitted:
+    """Fill ``budget`` (minus ``reserved`` for the header and notes) in priority order; the kinds the
+    question asks about get a larger share and the leftover first."""
     available = max(budget - reserved, 0)
     sizes = [0] * len(sections)
     remaining = available
+    asked = steer(question)
     # pass 1: each section up to its kind's share
     for i, section in enumerate(sections):
-        cap = int(budget * SHARE.get(section.kind, 0.15))
+        share = SHARE.get(section.kind, 0.15) * (BOOST if section.kind in asked else 1.0)
+        cap = int(budget * share)
         allowance = min(section.tokens, cap, remaining)
         if allowance < section.tokens and allowance < MIN_SECTION_TOKENS:
             allowance = 0
         sizes[i] = allowance
         remaining -= allowance
-    # pass 2: leftover room back to cut or dropped sections, in priority order
-    for i, section in enumerate(sections):
+    # pass 2: leftover room back to cut or dropped sections, asked-about kinds first, else in order
+    order = sorted(range(len(sections)), key=lambda i: (sections[i].kind not in asked, i))
+    for i in order:
+        section = sections[i]
         if remaining <= 0:
             break
         if sizes[i] < section.tokens:

@@ -191,6 +191,11 @@ class ClusterRegistry:
                 self._secrets_at = time.monotonic()
             return self._secrets
 
+    @property
+    def argocd_namespace(self) -> str:
+        """The control-plane namespace (AppProjects live there; Argo CD's instance names use it)."""
+        return self._argocd_namespace
+
     async def destination(self, spec_destination: Mapping[str, Any]) -> Destination:
         server = _norm(str(spec_destination.get("server") or ""))
         name = str(spec_destination.get("name") or "")

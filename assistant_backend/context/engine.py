@@ -1,9 +1,19 @@
 """The Kubernetes :class:`~.base.ContextSource`: Application -> scope -> gather -> findings -> budget.
 
 Order matters for safety: the Application is read from the control plane and its project checked
-first; the selected resource must pass the scope check before anything from the destination is
-gathered; everything is redacted before it is rendered. Failures to read become notes in the bundle
-(and in the text the model reads), so the answer still comes and says what it could not see.
+first, with its AppProject (permitted destinations) and argocd-cm (tracking method); the selected
+resource must pass the scope check (:mod:`.scope`) before anything from the destination is gathered;
+everything is redacted before it is rendered. Failures to read become notes in the bundle (and in
+the text the model reads), so the answer still comes and says what it could not see.
+
+Attachments (what the panel read from Argo CD's API under the user's session, :mod:`.attachments`)
+pass the same scope before they are used: managed resources and revisions against the Application,
+attached Pod logs through the scope check on the destination. Pod logs follow ``context.pod_logs``:
+under ``argocd`` (the default) only attached logs are used, so Argo CD's ``logs, get`` decides who
+reads them; under ``backend`` the backend reads them itself; ``off`` uses none.
+
+Rendering (redaction, the diff, findings text, the budget) is CPU work on text from the cluster: it
+runs in a worker thread so one large context never stalls the other streams of the replica.
 """
 
 from __future__ import annotations
@@ -11,20 +21,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 from ..config import Settings
 from ..identity import Caller
-from .application import destination, read_application, resources
+from ..wire import Attachment
+from .application import destination, read_application, read_argocd_cm, read_project, resources
+from .attachments import Attached, AttachedState, check_listed, check_logs
 from .base import ContextBundle, ContextItem, ResourceRef
 from .budget import fit
 from .clusters import ClusterRegistry, Destination, load_local_credentials
+from .diff import diff_resource
 from .findings import run_rules
-from .gather import Gatherer, Snapshot, label, uid
+from .gather import Gatherer, Snapshot, label, missing, pod_unhealthy, uid
 from .kube import KubeClient, KubeError
+from .redact import Redactor
+from .relation_walker import RelationWalker
+from .relations import dedupe_logs, make_in_scope_by_relation
 from .render import assemble, build_sections
-from .scope import check_scope, listed, refuse
+from .scope import Fetch, Permissions, ScopeRules, Tracking, check_scope, refuse
 from .tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -39,8 +56,12 @@ class KubeContext:
         log_lines: int,
         deadline_s: float,
         call_timeout_s: float,
+        argocd_namespace: str = "argocd",
+        pod_logs: Literal["argocd", "backend", "off"] = "argocd",
     ) -> None:
         self.registry = registry
+        self._pod_logs = pod_logs
+        self._control_plane = argocd_namespace
         self._budget = budget
         self._log_lines = log_lines
         self._deadline = deadline_s
@@ -75,12 +96,20 @@ class KubeContext:
             log_lines=settings.context.log_lines,
             deadline_s=settings.context.gather_deadline_s,
             call_timeout_s=settings.context.call_timeout_s,
+            argocd_namespace=settings.kubernetes.argocd_namespace,
+            pod_logs=settings.context.pod_logs,
         )
 
     async def aclose(self) -> None:
         await self.registry.aclose()
 
-    async def build(self, caller: Caller, resource: ResourceRef | None, question: str) -> ContextBundle:
+    async def build(
+        self,
+        caller: Caller,
+        resource: ResourceRef | None,
+        question: str,
+        attachments: Sequence[Attachment] = (),
+    ) -> ContextBundle:
         if resource is not None and (resource.group, resource.kind, resource.name) == (
             "argoproj.io",
             "Application",
@@ -91,25 +120,81 @@ class KubeContext:
         subject = str(resource) if resource else f"Application {caller.application}"
         control = self.registry.local
         gather_ms = 0.0
+        attached = Attached()
         if control is None:
             snap.note(self.registry.local_note or "no Kubernetes access configured")
         else:
-            try:
-                snap.app = await asyncio.wait_for(read_application(control, caller), self._call_timeout)
-            except (KubeError, TimeoutError) as exc:
-                reason = exc.reason if isinstance(exc, KubeError) else "timed out"
-                snap.note(
-                    f"could not read Application {caller.application}: {reason}; "
-                    "nothing was read from the destination cluster"
-                )
+            # The Application, its AppProject and argocd-cm in one round trip: the project named by
+            # the header is the only one the Application may have (read_application checks it).
+            app, project, argocd_cm = await asyncio.gather(
+                self._control_read(
+                    snap, f"Application {caller.application}", read_application(control, caller)
+                ),
+                self._control_read(
+                    snap,
+                    f"AppProject {caller.project}",
+                    read_project(control, self._control_plane, caller.project),
+                ),
+                self._control_read(snap, "argocd-cm", read_argocd_cm(control, self._control_plane)),
+            )
+            snap.app = app
+            if app is None:  # the only note that matters then
+                snap.notes = [
+                    f"{n}; nothing was read from the destination cluster"
+                    for n in snap.notes
+                    if n.startswith("could not read Application")
+                ]
         if snap.app is not None and control is not None:
             t0 = time.perf_counter()
+            rules = self._scope_rules(snap, caller, project, argocd_cm)
+            attached = check_listed(rules, attachments, caller.application)  # 403 before any read
+            snap.revisions = attached.revisions
+            for note in attached.notes:
+                snap.note(note)
             await asyncio.gather(
-                self._from_destination(snap, caller, resource),
+                self._from_destination(snap, caller, resource, rules, attached, question),
                 self._application_events(control, snap, caller),
             )
             gather_ms = (time.perf_counter() - t0) * 1000
+            dedupe_logs(snap)
+            self._log_policy_note(snap, attached)
             _canonical_order(snap)
+        elif attachments:
+            snap.note("the attachments from Argo CD were not used: the Application could not be read")
+        # CPU-bound work on cluster text: off the event loop (every pattern is linear, lines capped).
+        return await asyncio.to_thread(
+            self._render, snap, caller, subject, question, gather_ms, attached.states
+        )
+
+    def _log_policy_note(self, snap: Snapshot, attached: Attached) -> None:
+        """Tell the model why there are no logs, when it would otherwise wonder."""
+        if self._pod_logs == "backend" or not any(pod_unhealthy(p) for p in snap.pods):
+            return
+        if self._pod_logs == "off":
+            snap.note("pod logs are not used (context.pod_logs: off)")
+        elif not any(t.source == "argocd" for t in snap.logs) and not attached.logs:
+            snap.note(
+                "pod logs are not read by the backend (context.pod_logs: argocd) and the panel attached "
+                "none (the user's Argo CD role may lack `logs, get`)"
+            )
+
+    def _render(
+        self,
+        snap: Snapshot,
+        caller: Caller,
+        subject: str,
+        question: str,
+        gather_ms: float,
+        states: Sequence[AttachedState] = (),
+    ) -> ContextBundle:
+        for state in states:
+            # Redacted like everything else, the same way on both sides, before anything is compared.
+            red = Redactor()
+            target = red.obj(state.target) if state.target is not None else None
+            live = red.obj(state.live) if state.live is not None else None
+            diff = diff_resource(str(state.ref), state.ref.kind, live, target, redactions=red.count)
+            if diff.state != "same":
+                snap.diffs.append(diff)
         findings = run_rules(snap)
         fired = tuple(f.rule for f in findings)
         header = (
@@ -119,7 +204,7 @@ class KubeContext:
         )
         sections = build_sections(snap, findings, subject)
         reserved = estimate_tokens(header) + 20 + sum(estimate_tokens(n) + 2 for n in snap.notes)
-        fitted = fit(sections, self._budget, reserved=reserved)
+        fitted = fit(sections, self._budget, reserved=reserved, question=question)
         text, items = assemble(header, fitted, snap.notes)
         if not items:
             items = (ContextItem("note", subject, estimate_tokens(text)),)
@@ -142,13 +227,80 @@ class KubeContext:
             gather_ms=gather_ms if snap.app is not None else None,
         )
 
-    async def _from_destination(self, snap: Snapshot, caller: Caller, resource: ResourceRef | None) -> None:
+    async def _control_read(self, snap: Snapshot, what: str, call: Awaitable[dict[str, Any] | None]) -> Any:
+        """One control-plane read with the call timeout; a failure is a note (ApiErrors propagate)."""
+        try:
+            return await asyncio.wait_for(call, self._call_timeout)
+        except (KubeError, TimeoutError) as exc:
+            reason = exc.reason if isinstance(exc, KubeError) else "timed out"
+            snap.note(f"could not read {what}: {reason}")
+            return None
+
+    def _scope_rules(
+        self,
+        snap: Snapshot,
+        caller: Caller,
+        project: dict[str, Any] | None,
+        argocd_cm: dict[str, Any] | None,
+    ) -> ScopeRules:
+        """The AppProject's permitted destinations and argocd-cm's tracking method."""
+        assert snap.app is not None
+        if project is None:
+            own = destination(snap.app).get("namespace") or "-"
+            snap.note(
+                f"AppProject {caller.project} could not be read: only the destination namespace {own} is read"
+            )
+        return ScopeRules(
+            snap.app,
+            Permissions.from_project(project, snap.app),
+            Tracking.for_application(caller.app_namespace, caller.app_name, self._control_plane, argocd_cm),
+        )
+
+    async def _from_destination(
+        self,
+        snap: Snapshot,
+        caller: Caller,
+        resource: ResourceRef | None,
+        rules: ScopeRules,
+        attached: Attached,
+        question: str = "",
+    ) -> None:
         assert snap.app is not None
         dest = await self.registry.destination(destination(snap.app))
         if dest.client is None:
             snap.note(f"{dest.note}; no live state from the destination cluster")
+            if attached.logs and self._pod_logs != "off":
+                snap.note(
+                    "the attached Pod logs are not used: without access to the destination cluster "
+                    "the backend cannot verify that the Pods belong to the Application"
+                )
             return
-        await self._gather(snap, dest, caller, resource)
+        fetch = _memoized(dest.client)
+        await self._gather(snap, dest, caller, resource, rules, fetch, question)
+        await self._attached_logs(snap, caller, rules, attached, fetch)
+
+    async def _attached_logs(
+        self, snap: Snapshot, caller: Caller, rules: ScopeRules, attached: Attached, fetch: Fetch
+    ) -> None:
+        """The panel's logs (read under the user's `logs, get`), for Pods in scope."""
+        if not attached.logs:
+            return
+        if self._pod_logs == "off":
+            snap.note("the attached Pod logs are not used (context.pod_logs: off)")
+            return
+        try:
+            async with asyncio.timeout(self._deadline):
+                tails, notes = await check_logs(
+                    rules, attached.logs, fetch, caller.application, max_lines=self._log_lines
+                )
+        except TimeoutError:
+            snap.note("the attached Pod logs are not used: their Pods could not be verified in time")
+            return
+        for note in notes:
+            snap.note(note)
+        # Under `backend` the backend's own read of the same container wins (it is the same log).
+        read = {(t.namespace, t.pod, t.container, t.previous) for t in snap.logs}
+        snap.logs.extend(t for t in tails if (t.namespace, t.pod, t.container, t.previous) not in read)
 
     @staticmethod
     async def _with_namespace(app: dict[str, Any], client: KubeClient, ref: ResourceRef) -> ResourceRef:
@@ -188,14 +340,30 @@ class KubeContext:
         snap.add_events(events or [])
 
     async def _gather(
-        self, snap: Snapshot, dest: Destination, caller: Caller, resource: ResourceRef | None
+        self,
+        snap: Snapshot,
+        dest: Destination,
+        caller: Caller,
+        resource: ResourceRef | None,
+        rules: ScopeRules,
+        fetch: Fetch,
+        question: str = "",
     ) -> None:
         assert dest.client is not None and snap.app is not None
         client = dest.client
-        gatherer = Gatherer(client, snap, log_lines=self._log_lines)
-
-        async def fetch(group: str, kind: str, name: str, namespace: str | None) -> dict[str, object] | None:
-            return await client.get(group, kind, name, namespace)
+        read_logs = self._pod_logs == "backend"
+        # Relation walkers (relations.py): what sits one or two hops away, under the same scope rules.
+        walker = RelationWalker(
+            client,
+            snap,
+            make_in_scope_by_relation(rules, snap),
+            log_lines=self._log_lines,
+            question=question,
+            read_logs=read_logs,
+        )
+        gatherer = Gatherer(
+            client, snap, rules, fetch, log_lines=self._log_lines, read_logs=read_logs, relations=walker
+        )
 
         try:
             async with asyncio.timeout(self._deadline):
@@ -205,14 +373,14 @@ class KubeContext:
                 resource = await self._with_namespace(snap.app, client, resource)
                 if resource.kind == "Secret" and resource.group == "":
                     # Never read: the backend's RBAC has no secrets, and values must not reach the model.
-                    if not listed(snap.app, "", "Secret", resource.name, resource.namespace):
+                    if rules.entry("", "Secret", resource.name, resource.namespace) is None:
                         raise refuse(resource, caller.application)
                     snap.note(
                         f"Secret {resource.namespace}/{resource.name}: contents are never read by design"
                     )
                     return
                 try:
-                    scoped = await check_scope(snap.app, resource, fetch, caller.application)
+                    scoped = await check_scope(rules, resource, fetch, caller.application)
                 except KubeError as exc:
                     snap.note(
                         f"could not verify that {resource} belongs to the Application ({exc.reason}); "
@@ -220,6 +388,16 @@ class KubeContext:
                     )
                     return
                 snap.owners = list(scoped.owners)
+                if scoped.reason is not None:
+                    snap.target_missing = True
+                    entry = rules.entry(resource.group, resource.kind, resource.name, resource.namespace)
+                    if entry is not None and missing(entry):
+                        await gatherer.note_missing(
+                            resource.group, resource.kind, str(resource), resource.version
+                        )
+                    else:
+                        snap.note(f"{resource}: not read, {scoped.reason}")
+                    return
                 if scoped.obj is None:
                     snap.target_missing = True
                     await gatherer.note_missing(
@@ -238,6 +416,23 @@ class KubeContext:
                 snap.note(
                     f"gathering stopped at the {self._deadline:g}s deadline; some objects were not read"
                 )
+
+
+def _memoized(client: KubeClient) -> Fetch:
+    """One GET per object per request, however many Pods name the same ReplicaSet as owner."""
+    cache: dict[tuple[str, str, str, str | None], asyncio.Task[dict[str, Any] | None]] = {}
+
+    async def fetch(group: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        key = (group, kind, name, namespace)
+        if key not in cache:
+            task = asyncio.ensure_future(client.get(group, kind, name, namespace))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, even if unawaited
+            cache[key] = task
+        # Shielded: one caller hitting the deadline must not cancel the read another one waits for.
+        found = await asyncio.shield(cache[key])
+        return dict(found) if found is not None else None  # callers may fill in fields
+
+    return fetch
 
 
 def _canonical_order(snap: Snapshot) -> None:

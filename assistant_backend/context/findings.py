@@ -8,17 +8,19 @@ check them. Rules never guess: they fire only on what Kubernetes or Argo CD said
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .. import linear
+from ..linear import Match, Regex
 from .application import failed_sync_results, resource_label, resources
+from .diff import summary
 from .gather import LogTail, Snapshot, container_statuses, label, meta
 
 log = logging.getLogger(__name__)
 
-ERROR_LINE = re.compile(
+ERROR_LINE = linear.compile(
     r"(?i)\b(error|err|fatal|panic|exception|traceback|failed|failure|refused|denied|cannot|can't|unable|"
     r"timeout|timed out|killed|oom|segfault|no such|not found|invalid|unauthorized|forbidden)\b"
 )
@@ -218,7 +220,7 @@ def failed_scheduling(snap: Snapshot) -> list[Finding]:
     return out
 
 
-_PROBE = re.compile(r"(?i)\b(readiness|liveness|startup) probe failed")
+_PROBE = linear.compile(r"(?i)\b(readiness|liveness|startup) probe failed")
 
 
 def probe_failures(snap: Snapshot) -> list[Finding]:
@@ -228,7 +230,7 @@ def probe_failures(snap: Snapshot) -> list[Finding]:
         for event in _events(snap, pod, ["Unhealthy"]):
             match = _PROBE.search(str(event.get("message", "")))
             if match:
-                latest[match.group(1).lower()] = event
+                latest[(match.group(1) or "").lower()] = event
         for probe, event in sorted(latest.items()):
             count = event.get("count") or 1
             out.append(
@@ -241,8 +243,8 @@ def probe_failures(snap: Snapshot) -> list[Finding]:
     return out
 
 
-_MISSING_REF = re.compile(r'(?i)\b(configmaps?|secrets?)\s+"([^"]+)"\s+not found')
-_MISSING_KEY = re.compile(r"(?i)couldn't find key (\S+) in (ConfigMap|Secret) (\S+)")
+_MISSING_REF = linear.compile(r'(?i)\b(configmaps?|secrets?)\s+"([^"]+)"\s+not found')
+_MISSING_KEY = linear.compile(r"(?i)couldn't find key (\S+) in (ConfigMap|Secret) (\S+)")
 
 
 def missing_config(snap: Snapshot) -> list[Finding]:
@@ -498,16 +500,28 @@ def out_of_sync(snap: Snapshot) -> list[Finding]:
     ]
 
 
-_UNKNOWN_KIND = re.compile(
+def out_of_sync_fields(snap: Snapshot) -> list[Finding]:
+    """What differs from Git, per resource, from the diff of the attached target and live states."""
+    return [
+        Finding(
+            "out_of_sync_diff",
+            f"{diff.ref} differs from Git: {summary(diff)}",
+            ("Argo CD managed-resources (target vs live)",),
+        )
+        for diff in snap.diffs
+    ]
+
+
+_UNKNOWN_KIND = linear.compile(
     r'(?i)(no matches for kind "[^"]+" in (?:version|group) "[^"]+"|the server could not find the requested resource'
     r"|ensure CRDs are installed first|could not find the requested resource|could not find \S+ for requested resource"
     r"|CRD is installed)"
 )
-_NAMESPACE_MISSING = re.compile(r'(?i)namespaces? "([^"]+)" not found')
-_QUOTA = re.compile(r"(?i)exceeded quota|forbidden: exceeded quota|quota exceeded")
+_NAMESPACE_MISSING = linear.compile(r'(?i)namespaces? "([^"]+)" not found')
+_QUOTA = linear.compile(r"(?i)exceeded quota|forbidden: exceeded quota|quota exceeded")
 
 
-def _message_rule(rule: str, pattern: re.Pattern[str], describe: Callable[[re.Match[str], str], str]) -> Rule:
+def _message_rule(rule: str, pattern: Regex, describe: Callable[[Match, str], str]) -> Rule:
     def run(snap: Snapshot) -> list[Finding]:
         out: dict[str, Finding] = {}
         candidates = list(_app_messages(snap))
@@ -574,8 +588,15 @@ RULES: tuple[Rule, ...] = (
     rollout_stuck,
     job_failed,
     service_without_endpoints,
+    out_of_sync_fields,
     out_of_sync,
 )
+
+
+# Rules for objects reached by relations (issue 12): kept in their own module.
+from .relation_findings import Rules as _RelationRules  # noqa: E402
+
+RULES = RULES + _RelationRules(Finding).all()
 
 
 def run_rules(snap: Snapshot) -> list[Finding]:

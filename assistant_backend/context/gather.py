@@ -2,13 +2,16 @@
 
 For a selected resource: the live object, its events (field selector on the involved object), its
 owners (from the scope check), its children and their Pods for workloads, the Service's Endpoints
-and matching Pods, the PVCs of Pending Pods, and for unhealthy Pods the log tails (the previous
-container's too after a restart). For the Application itself: the same, shallower, for its
+and matching Pods, the PVCs of Pending Pods, and for unhealthy Pods (only under ``context.pod_logs:
+backend``) the log tails (the previous container's too after a restart). For the Application itself: the same, shallower, for its
 not-healthy or out-of-sync resources. Every call has a timeout; every failure becomes a note; the
 snapshot keeps whatever arrived before the overall deadline.
 
-Only objects reached from the Application are read, and events are kept only when their involved
-object is one of those: a shared namespace never leaks another application's events.
+Only objects in scope (:mod:`.scope`) are read in full: problem resources only when the AppProject
+permits their namespace and Argo CD does not list them as Missing; Pods matched by a Service's
+selector, and PVCs named by a Pod, only when they are owned by or tracked as the Application's
+(the others are counted, never shown). Events are kept only when their involved object is one of
+those: a shared namespace never leaks another application's events or logs.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from ..wire import RevisionAttachment
 from .application import problem_resources, resource_label
+from .base import Source
+from .diff import ResourceDiff
 from .kube import KubeClient, KubeError
+from .scope import Fetch, ScopeRules
 
 T = TypeVar("T")
 
@@ -48,6 +55,7 @@ class LogTail:
     container: str
     previous: bool
     text: str
+    source: Source = "kubernetes"  # "argocd": attached by the panel under the user's `logs, get`
 
     @property
     def label(self) -> str:
@@ -69,6 +77,9 @@ class Snapshot:
     events: list[dict[str, Any]] = field(default_factory=list)
     logs: list[LogTail] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # From the panel's attachments (Argo CD's API, the user's session), after the scope check:
+    diffs: list[ResourceDiff] = field(default_factory=list)  # computed when rendering
+    revisions: list[RevisionAttachment] = field(default_factory=list)
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -140,6 +151,10 @@ def _revision(replica_set: Mapping[str, Any]) -> int:
     return int(value) if value.isdigit() else 0
 
 
+def missing(entry: Mapping[str, Any]) -> bool:
+    return ((entry.get("health") or {}).get("status")) == "Missing"
+
+
 def container_statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     status = pod.get("status") or {}
     return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
@@ -157,11 +172,35 @@ def pod_unhealthy(pod: Mapping[str, Any]) -> bool:
     )
 
 
+class RelationsHook(Protocol):
+    """Relation walkers the engine may supply (issue 12, relations.py)."""
+
+    async def first(self) -> None: ...  # after owners/children: relations that add Pods
+
+    async def late(self) -> None: ...  # alongside the second stage: relations that add facts
+
+    def merge(self) -> None: ...  # after both: add what ``late`` reached
+
+
 class Gatherer:
-    def __init__(self, client: KubeClient, snapshot: Snapshot, *, log_lines: int) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        snapshot: Snapshot,
+        rules: ScopeRules,
+        fetch: Fetch,
+        *,
+        log_lines: int,
+        read_logs: bool = True,
+        relations: RelationsHook | None = None,
+    ) -> None:
         self.client = client
         self.snap = snapshot
+        self.rules = rules
+        self.fetch = fetch  # memoized GET, shared with the scope check
         self.log_lines = log_lines
+        self.read_logs = read_logs  # context.pod_logs: backend
+        self.relations = relations
 
     async def _try(self, what: str, call: Awaitable[T]) -> T | None:
         try:
@@ -181,13 +220,32 @@ class Gatherer:
         )
         events, _ = await asyncio.gather(events_call, self._children(obj, depth=2))
         self.snap.add_events(e for e in events or [] if self._about(e, [obj]))
-        await self._second_stage([ns] if ns else [])
+        await self._with_relations([ns] if ns else [])
 
     async def for_application(self, app: Mapping[str, Any]) -> None:
-        entries = problem_resources(app)[:MAX_PROBLEM_RESOURCES]
-        if len(problem_resources(app)) > MAX_PROBLEM_RESOURCES:
+        problems = problem_resources(app)
+        readable = self.rules.readable_entries(problems)
+        unread: list[Awaitable[None]] = []
+        for entry in problems:
+            reason = self.rules.unreadable_reason(entry)
+            if reason is None:
+                continue
+            if missing(entry):
+                # Not read (a live object there is not ours); discovery still says whether the kind exists.
+                unread.append(
+                    self.note_missing(
+                        str(entry.get("group") or ""),
+                        str(entry.get("kind")),
+                        resource_label(entry),
+                        entry.get("version"),
+                    )
+                )
+            else:
+                self.snap.note(f"{resource_label(entry)}: not read, {reason}")
+        entries = readable[:MAX_PROBLEM_RESOURCES]
+        if len(readable) > MAX_PROBLEM_RESOURCES:
             self.snap.note(
-                f"looked into the first {MAX_PROBLEM_RESOURCES} of {len(problem_resources(app))} problem resources"
+                f"looked into the first {MAX_PROBLEM_RESOURCES} of {len(readable)} problem resources"
             )
 
         async def one(entry: Mapping[str, Any]) -> None:
@@ -210,9 +268,9 @@ class Gatherer:
             self.snap.problems.append(obj)
             await self._children(obj, depth=1)
 
-        await asyncio.gather(*(one(e) for e in entries))
+        await asyncio.gather(*(one(e) for e in entries), *unread[:MAX_PROBLEM_RESOURCES])
         namespaces = sorted({str(e.get("namespace")) for e in entries if e.get("namespace")})
-        await self._second_stage(namespaces)
+        await self._with_relations(namespaces)
 
     async def note_missing(self, group: str, kind: str, what: str, version: str | None = None) -> None:
         """Say why an object could not be shown: its kind is not served (missing CRD, old API
@@ -292,10 +350,21 @@ class Gatherer:
         if not selector:
             return []
         sel = ",".join(f"{k}={v}" for k, v in selector.items())
-        return await self._try(
+        pods = await self._try(
             f"Pods of {label(svc)}",
             self.client.list("", "Pod", meta(svc).get("namespace"), label_selector=sel),
         )
+        if not pods:
+            return pods
+        # A selector is a relation, not ownership: in a shared namespace it also matches other
+        # applications' Pods, which are counted and never shown.
+        mine, others = await self.rules.partition(pods, self.fetch)
+        if others:
+            self.snap.note(
+                f"{len(others)} Pod(s) of another application also match the selector of {label(svc)} "
+                "(not shown)"
+            )
+        return mine
 
     def _add_pods(self, pods: Iterable[dict[str, Any]]) -> None:
         known = {uid(p) for p in self.snap.pods}
@@ -306,31 +375,71 @@ class Gatherer:
             self.snap.note(f"showing {max(room, 0)} of {len(fresh) + len(self.snap.pods)} Pods")
         self.snap.pods.extend(fresh[: max(room, 0)])
 
+    async def _with_relations(self, namespaces: list[str]) -> None:
+        """The second stage, with the relation walkers around it when the engine supplied them."""
+        if self.relations is None:
+            await self._second_stage(namespaces)
+            return
+        await self.relations.first()  # ---- relation walkers (relations.py) ----
+        await asyncio.gather(self._second_stage(self._namespaces(namespaces)), self.relations.late())
+        self.relations.merge()
+
+    def _namespaces(self, namespaces: list[str]) -> list[str]:
+        """The namespaces whose events to read: those given, plus those of Pods a relation added."""
+        extra = {str(meta(p).get("namespace")) for p in self.snap.pods if meta(p).get("namespace")}
+        return sorted(set(namespaces) | extra)
+
     async def _second_stage(self, namespaces: list[str]) -> None:
         """Events of everything reached, logs of unhealthy Pods, PVCs of Pending Pods."""
         calls: list[Awaitable[None]] = [self._namespace_events(ns) for ns in namespaces]
         # Pods arrived in whatever order their reads finished: pick whose logs to read by name, so
         # the same cluster state always gives the same context (see engine._canonical_order).
         unhealthy = sorted((p for p in self.snap.pods if pod_unhealthy(p)), key=label)[:MAX_LOG_PODS]
-        for pod in unhealthy:
+        for pod in unhealthy if self.read_logs else []:
             calls.extend(self._logs(pod))
-        claims: set[tuple[str, str]] = set()
+        claims: dict[tuple[str, str], Mapping[str, Any]] = {}
         for pod in self.snap.pods:
             if (pod.get("status") or {}).get("phase") == "Pending":
                 for volume in (pod.get("spec") or {}).get("volumes") or []:
                     claim = (volume.get("persistentVolumeClaim") or {}).get("claimName")
                     if claim:
-                        claims.add((str(meta(pod).get("namespace")), str(claim)))
-        calls.extend(self._claim(ns, name) for ns, name in sorted(claims))
+                        claims.setdefault((str(meta(pod).get("namespace")), str(claim)), pod)
+        calls.extend(
+            self._claim(ns, name, pod) for (ns, name), pod in sorted(claims.items(), key=lambda c: c[0])
+        )
         await asyncio.gather(*calls)
 
-    async def _claim(self, namespace: str, name: str) -> None:
+    async def _claim_in_scope(self, pvc: Mapping[str, Any], pod: Mapping[str, Any]) -> bool:
+        """A PVC named by one of our Pods is a relation: shown if tracked, owned, listed, or made for
+        our StatefulSet from its volumeClaimTemplates (<template>-<statefulset>-<ordinal>)."""
+        name = str(meta(pvc).get("name", ""))
+        if self.rules.readable("", "PersistentVolumeClaim", name, meta(pvc).get("namespace")):
+            return True
+        if await self.rules.related_in_scope(pvc, self.fetch):
+            return True
+        candidates = self.snap.owners + self.snap.problems + ([self.snap.target] if self.snap.target else [])
+        for owner in candidates:
+            if owner.get("kind") != "StatefulSet" or not owned_by(pod, str(meta(owner).get("uid", ""))):
+                continue
+            for template in (owner.get("spec") or {}).get("volumeClaimTemplates") or []:
+                prefix = f"{meta(template).get('name')}-{meta(owner).get('name')}-"
+                if name.startswith(prefix) and name[len(prefix) :].isdigit():
+                    return True
+        return False
+
+    async def _claim(self, namespace: str, name: str, pod: Mapping[str, Any]) -> None:
         pvc = await self._try(
             f"PersistentVolumeClaim {namespace}/{name}",
             self.client.get("", "PersistentVolumeClaim", name, namespace),
         )
         if pvc is not None:
             pvc.setdefault("kind", "PersistentVolumeClaim")
+            if not await self._claim_in_scope(pvc, pod):
+                self.snap.note(
+                    f"PersistentVolumeClaim {namespace}/{name}, used by {label(pod)}, is not part of the "
+                    "Application (not shown)"
+                )
+                return
             self.snap.related.append(pvc)
             events = await self._try(
                 f"events of PersistentVolumeClaim {namespace}/{name}",

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -96,11 +97,20 @@ class ApiResource:
     verbs: frozenset[str]
 
     def path(self, namespace: str | None = None, name: str | None = None) -> str:
+        # Names and namespaces may come from the cluster (owner references, events): each is one
+        # percent-encoded path segment, so "../x" or "x?y" can never reach another endpoint.
         base = f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
         if self.namespaced and namespace:
-            base += f"/namespaces/{namespace}"
+            base += f"/namespaces/{segment(namespace)}"
         base += f"/{self.plural}"
-        return f"{base}/{name}" if name else base
+        return f"{base}/{segment(name)}" if name else base
+
+
+def segment(value: str) -> str:
+    """One URL path segment: everything but unreserved characters percent-encoded, dots too."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(value, safe="")
 
 
 def api_version_of(group: str, version: str) -> str:
@@ -290,4 +300,4 @@ class KubeClient:
         params = {"container": container, "tailLines": str(tail_lines), "limitBytes": str(256 * 1024)}
         if previous:
             params["previous"] = "true"
-        return await self.get_text(f"/api/v1/namespaces/{namespace}/pods/{pod}/log", params)
+        return await self.get_text(f"/api/v1/namespaces/{segment(namespace)}/pods/{segment(pod)}/log", params)

@@ -1,8 +1,9 @@
 """Turn a gathered snapshot into redacted sections, and fitted sections into the model's document.
 
-Sections come out in priority order: findings, Application summary, the object's status, related
-objects, events, logs, spec. Every string passes through the redactor first, and each section
-carries its own redaction count for the ``context`` event.
+Sections come out in priority order: findings, Application summary, the synced revision's commit
+(attached from Argo CD), the diff from Git (attached), the object's status, related objects, events,
+logs, spec. Every string passes through the redactor first, and each section carries its own
+redaction count and source (``kubernetes`` or ``argocd``) for the ``context`` event.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from typing import Any
 
 import yaml
 
+from ..wire import RevisionAttachment
 from .application import summarize
 from .base import ContextItem
 from .budget import Fitted, Section
+from .diff import ResourceDiff
 from .findings import Finding
 from .gather import LogTail, Snapshot, container_statuses, label, meta
 from .redact import Redactor
+from .relations import facts_of, relation_line
 from .tokens import estimate_tokens
 
 # Metadata a reader needs; the rest (uid, resourceVersion, selfLink, generation...) is noise.
@@ -153,7 +157,7 @@ def _one_line(obj: Mapping[str, Any]) -> str:
             f"{label(obj)}: active {status.get('active', 0)}, succeeded {status.get('succeeded', 0)}, "
             f"failed {status.get('failed', 0)}"
         )
-    return label(obj)
+    return relation_line(obj) or label(obj)  # kinds reached by relations (relations.py)
 
 
 def _event_line(event: Mapping[str, Any]) -> str:
@@ -198,11 +202,17 @@ def build_sections(
                 "application",
                 f"Application {meta(snap.app).get('namespace')}/{meta(snap.app).get('name')}",
                 "Argo CD Application",
-                red.text(summarize(snap.app)),
+                red.text(_with_commits(summarize(snap.app), snap.revisions)),
                 red.count,
                 "head",
             )
         )
+
+    if snap.app is not None:
+        for revision in sorted(snap.revisions, key=lambda r: (r.source_index or 0, r.revision)):
+            sections.append(_revision_section(revision, meta(snap.app)))
+    for diff in snap.diffs:
+        sections.append(_diff_section(diff))
 
     targets = [snap.target] if snap.target is not None else snap.problems
     for obj in targets:
@@ -228,6 +238,20 @@ def build_sections(
                 subject,
                 "Related objects (owners, children, Pods)",
                 "\n".join(lines),
+                red.count,
+                "head",
+            )
+        )
+
+    facts = facts_of(snap)  # ---- what the relation walkers established (relations.py) ----
+    if facts.lines:
+        red = Redactor()
+        sections.append(
+            Section(
+                "relations",
+                subject,
+                "Relations (selectors, references, volumes, nodes, hooks, child Applications)",
+                "\n".join(red.text(line) for line in facts.lines),
                 red.count,
                 "head",
             )
@@ -294,7 +318,75 @@ def build_sections(
 def _log_section(tail: LogTail) -> Section:
     red = Redactor()
     text = red.text(tail.text.rstrip("\n"))
-    return Section("logs", tail.label, f"Log tail of {tail.label}", text, red.count, "errors")
+    via = " (from Argo CD, read under the user's `logs, get`)" if tail.source == "argocd" else ""
+    return Section(
+        "logs", tail.label, f"Log tail of {tail.label}{via}", text, red.count, "errors", source=tail.source
+    )
+
+
+def _with_commits(summary: str, revisions: Sequence[RevisionAttachment]) -> str:
+    """The commit's subject line next to the revision it belongs to (the full message follows in
+    its own section)."""
+    if not revisions:
+        return summary
+    lines = summary.splitlines()
+    at = next((i for i, line in enumerate(lines) if line.startswith("Sync status:")), len(lines) - 1)
+    commits = []
+    for revision in revisions:
+        subject = (revision.message.strip().splitlines() or [""])[0][:200]
+        by = ", ".join(p for p in (revision.author, revision.date or "") if p)
+        commits.append(f"  commit {revision.revision[:12]}: {subject!r}" + (f" ({by})" if by else ""))
+    return "\n".join(lines[: at + 1] + commits + lines[at + 1 :])
+
+
+def _revision_section(revision: RevisionAttachment, app_meta: Mapping[str, Any]) -> Section:
+    """The commit behind the synced revision: its message usually says what changed."""
+    red = Redactor()
+    which = f" (source {revision.source_index})" if revision.source_index is not None else ""
+    lines = [f"Revision {revision.revision}{which}"]
+    if revision.author:
+        lines.append(f"Author: {red.text(revision.author)}")
+    if revision.date:
+        lines.append(f"Date: {red.text(revision.date)}")
+    if revision.tags:
+        lines.append("Tags: " + ", ".join(red.text(t) for t in revision.tags))
+    if revision.message:
+        lines.append("Message:")
+        lines.extend(f"  {line}" for line in red.text(revision.message.strip()).splitlines())
+    ref = (
+        f"Revision {revision.revision[:12]} of Application {app_meta.get('namespace')}/{app_meta.get('name')}"
+    )
+    return Section(
+        "revision",
+        ref,
+        "Synced revision (commit from Argo CD)",
+        "\n".join(lines),
+        red.count,
+        "head",
+        source="argocd",
+    )
+
+
+def _diff_section(diff: ResourceDiff) -> Section:
+    """The changed fields as a unified diff, live (cluster) -> desired (Git)."""
+    what = {
+        "added": "in Git, not in the cluster: a sync creates it",
+        "removed": "in the cluster, no longer in Git: a sync with pruning deletes it",
+        "modified": "changed fields only",
+    }.get(diff.state, "")
+    body = diff.unified or "(no field differs)"
+    if diff.truncated:
+        body += "\n[... more changed fields not shown ...]"
+    return Section(
+        "diff",
+        diff.ref,
+        f"Diff of {diff.ref} from Git ({what}; from Argo CD)",
+        body,
+        diff.redactions,
+        "head",
+        truncated=diff.truncated,
+        source="argocd",
+    )
 
 
 def assemble(header: str, fitted: Fitted, notes: Sequence[str]) -> tuple[str, tuple[ContextItem, ...]]:
@@ -304,7 +396,15 @@ def assemble(header: str, fitted: Fitted, notes: Sequence[str]) -> tuple[str, tu
     for section in fitted.sections:
         parts.append(section.text)
         items.append(
-            ContextItem(section.kind, section.ref, section.tokens, section.truncated, section.redactions)
+            ContextItem(
+                section.kind,
+                section.ref,
+                section.tokens,
+                section.truncated,
+                section.redactions,
+                section.source,
+                section.body if section.kind == "diff" else None,
+            )
         )
     all_notes = list(notes)
     if fitted.omitted:
@@ -325,5 +425,7 @@ def assemble(header: str, fitted: Fitted, notes: Sequence[str]) -> tuple[str, tu
             first.tokens + estimate_tokens(header + "\n"),
             first.truncated,
             first.redactions,
+            first.source,
+            first.detail,
         )
     return text, tuple(items)

@@ -241,6 +241,18 @@ class AgentsProvider:
             )
         return turns
 
+    async def exists(self, state: State) -> bool:
+        base = await self._base()
+        try:
+            response = await self._http.get(f"{base}/{state['agent']}/session/{state['session']}")
+        except httpx.HTTPError as exc:
+            raise api_error_from(exc) from exc
+        if response.status_code in (400, 404):  # 0.3.x: 400 "not found or access denied"
+            return False
+        if response.status_code >= 400:
+            raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status_code}")
+        return True
+
     async def forget(self, state: State) -> None:
         base = await self._base()
         try:

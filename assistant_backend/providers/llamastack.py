@@ -1,9 +1,15 @@
 """What both providers share about Llama Stack: the HTTP client, version, model list, error mapping.
 
-Version facts (checked against real 0.2.12, 0.3.5 and 0.7.3 servers; docs/upstream-facts.md, Llama Stack):
+Version facts (checked against real 0.2.12, 0.2.24, 0.3.5, 0.7.3 and OGX 1.5.0 servers; docs/upstream-facts.md,
+Llama Stack):
 ``GET /v1/version`` answers ``{"version": "0.7.3"}``; ``GET /v1/models`` answers
 ``{data: [{identifier, model_type}]}`` up to 0.3.x and the OpenAI shape ``{data: [{id,
 custom_metadata: {model_type}}]}`` from 0.4 on.
+
+Connecting is retried once, and only connecting: httpcore's ``retries`` (in both ``httpx`` and
+openai's ``httpx2``) repeats a failed TCP connect (refused, or not accepted within the connect
+timeout) and never a request whose bytes were sent, so a streamed answer cannot be duplicated. A
+busy Llama Stack that is slow to accept a connection then costs one retry, not a 503.
 """
 
 from __future__ import annotations
@@ -12,16 +18,24 @@ import logging
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ..config import LlamaStackConfig
 from ..errors import ApiError, ErrorCode
 
+if TYPE_CHECKING:
+    import httpx2
+
 log = logging.getLogger(__name__)
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
+
+# One more TCP connect attempt after a failed one (httpcore retries immediately, then backs off).
+CONNECT_RETRIES = 1
+_MAX_CONNECTIONS = 1000
+_MAX_KEEPALIVE = 100
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -49,11 +63,26 @@ def build_http_client(config: LlamaStackConfig) -> httpx.AsyncClient:
     api_key = config.resolved_api_key()
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
+    limits = httpx.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_KEEPALIVE)
     return httpx.AsyncClient(
         base_url=config.url,
         headers=headers,
         timeout=httpx.Timeout(config.timeout_s, connect=config.connect_timeout_s),
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        # With a transport given, the client's own `limits` would be ignored: the transport holds them.
+        transport=httpx.AsyncHTTPTransport(retries=CONNECT_RETRIES, limits=limits),
+    )
+
+
+def build_openai_http_client() -> httpx2.AsyncClient:
+    """The pool for openai's SDK (it runs on httpx2, which cannot share ``httpx``'s pool), with the
+    same connect-only retry. The SDK's own ``max_retries`` stays 0: it would resend a request.
+    Imported here: only the responses provider loads the SDK (~1 s, ~45 MB)."""
+    import httpx2
+    import openai
+
+    limits = httpx2.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_KEEPALIVE)
+    return openai.DefaultAsyncHttpxClient(
+        transport=httpx2.AsyncHTTPTransport(retries=CONNECT_RETRIES, limits=limits)
     )
 
 

@@ -44,7 +44,7 @@ from .base import (
     context_message,
     is_context_message,
 )
-from .llamastack import LlamaStack, Version, api_error_from
+from .llamastack import LlamaStack, Version, api_error_from, build_openai_http_client
 from .sse import data_batches
 
 if TYPE_CHECKING:
@@ -156,11 +156,9 @@ class ResponsesProvider:
     def __init__(self, stack: LlamaStack, config: LlamaStackConfig) -> None:
         # The SDK's import is ~1 s of CPU and ~45 MB (it loads every API's types): paid here, at
         # start, and only by processes that use this provider, never inside a request.
-        import httpx2
         import openai
 
         self._openai_module = openai
-        self._httpx2 = httpx2
         self._stack = stack
         self._config = config
         self._client: openai.AsyncOpenAI | None = None
@@ -172,21 +170,16 @@ class ResponsesProvider:
                 return self._client
             prefix = "/v1" if version.at_least(0, 3) else "/v1/openai/v1"
             config = self._config
-            openai, httpx2 = self._openai_module, self._httpx2
+            openai = self._openai_module
             timeout = openai.Timeout(config.timeout_s, connect=config.connect_timeout_s)
             self._client = openai.AsyncOpenAI(
                 base_url=config.url + prefix,
                 api_key=config.resolved_api_key() or "none",
                 timeout=timeout,
                 max_retries=0,  # retrying a streamed answer would duplicate text; fail fast instead
-                # The SDK's aiohttp transport (its `aiohttp` extra): a C HTTP parser and no cancel
-                # scope per read make a relayed chunk several times cheaper than httpx2's default
-                # transport, which was most of the relay's CPU per token. Errors still surface as
-                # httpx2 exceptions. One connection per open stream.
-                http_client=openai.DefaultAioHttpClient(
-                    timeout=timeout,
-                    limits=httpx2.Limits(max_connections=MAX_STREAMS, max_keepalive_connections=100),
-                ),
+                # Retries a failed connect only (never a request whose bytes were sent). The SDK's
+                # aiohttp transport reads chunks cheaper (bench/README) but cannot retry a connect.
+                http_client=build_openai_http_client(),
             )
         return self._client
 
@@ -273,6 +266,19 @@ class ResponsesProvider:
         output = last.get("output", []) if isinstance(last, dict) else []
         entries.extend(item for item in output if isinstance(item, dict))
         return turns_from_items(entries)
+
+    async def exists(self, state: State) -> bool:
+        ids = list(state.get("responses", []))
+        if not ids:
+            return False
+        client = await self._openai()
+        try:
+            await client.responses.retrieve(ids[-1])  # forget() deletes every id, the last one too
+        except (openai.NotFoundError, openai.BadRequestError):  # 0.3.x answers 400 for an unknown id
+            return False
+        except Exception as exc:
+            raise api_error_from(exc) from exc
+        return True
 
     async def forget(self, state: State) -> None:
         client = await self._openai()

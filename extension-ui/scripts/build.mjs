@@ -19,7 +19,8 @@ export const outFile = path.join(outDir, 'extension-assistant.js');
 const SHIMS = {
   react: 'module.exports = window.React;',
   'react-dom': 'module.exports = window.ReactDOM;',
-  'react-dom/client': 'module.exports = window.ReactDOM;',
+  // No 'react-dom/client': Argo CD's page has no ReactDOMClient, and window.ReactDOM has no createRoot on
+  // React 19, so an import of it fails the build here rather than in the browser.
   'react/jsx-runtime': `
 var R = window.React;
 var rt = window.ReactJSXRuntime;

@@ -1,11 +1,33 @@
 // Requests to the backend through Argo CD's proxy extension. Argo CD authenticates the browser by
 // its `argocd.token` cookie (same-origin fetch sends it) and needs the two application headers to
-// check RBAC; it strips `/extensions/assistant` before forwarding.
+// check RBAC; it strips `/extensions/assistant` before forwarding. Under a sub-path install the path
+// is `<rootpath>/extensions/assistant` (see extensionBase).
 import { readSse } from './sse';
 import { backendError, badResponse, errorFromResponse, networkError, streamCut, type UiError } from './errors';
 import type { AppRef, ContextInfo, Conversation, EndEvent, ModelInfo, ResourceRef, StartEvent } from './types';
 
 export const EXTENSION_BASE = '/extensions/assistant';
+
+/** The minimum of `document` that `extensionBase` reads (a parameter so unit tests can pass one). */
+export interface BaseDocument {
+  baseURI: string;
+  querySelector(selector: string): unknown;
+}
+
+/**
+ * Where the proxy extension lives for this page. Argo CD served under a sub-path (`--rootpath /argocd`)
+ * marks it with `<base href="/argocd/">` and loads everything relative to it (docs/upstream-facts.md,
+ * Argo CD UI extensions), so the extension path is resolved against `document.baseURI`. Without a
+ * `<base>` element, `baseURI` is the page's own URL (`/applications/ns/app`), which must not be used.
+ */
+export function extensionBase(doc: BaseDocument | undefined = globalThis.document): string {
+  if (!doc || !doc.querySelector('base[href]')) return EXTENSION_BASE;
+  try {
+    return new URL(EXTENSION_BASE.slice(1), doc.baseURI).pathname;
+  } catch {
+    return EXTENSION_BASE;
+  }
+}
 
 export type ChatEvent =
   | { type: 'start'; data: StartEvent }
@@ -24,6 +46,8 @@ export interface ChatRequest {
   conversationId?: string;
   resource?: ResourceRef;
   model?: string;
+  /** what the panel read from Argo CD's API for this question (attachments.ts) */
+  attachments?: unknown[];
 }
 
 type FetchFn = (input: string, init?: RequestInit) => Promise<Response>;
@@ -32,7 +56,7 @@ export class AssistantClient {
   constructor(
     private readonly app: AppRef,
     private readonly fetchFn: FetchFn = (input, init) => fetch(input, init),
-    private readonly base: string = EXTENSION_BASE,
+    private readonly base: string = extensionBase(),
   ) {}
 
   headers(extra: Record<string, string> = {}): Record<string, string> {
@@ -73,6 +97,7 @@ export class AssistantClient {
     if (req.conversationId) body.conversation_id = req.conversationId;
     if (req.resource) body.resource = req.resource;
     if (req.model) body.model = req.model;
+    if (req.attachments?.length) body.attachments = req.attachments;
     const res = await this.request('/v1/chat', {
       method: 'POST',
       headers: this.headers({ 'Content-Type': 'application/json', Accept: 'text/event-stream' }),

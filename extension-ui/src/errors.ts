@@ -1,5 +1,6 @@
 // Turn every failure (Argo CD's plain-text proxy errors, the backend's JSON errors, SSE `error`
 // events, network failures) into one shape with a message a developer can act on.
+import type { ErrorCode } from './types';
 
 export interface UiError {
   /** backend code, or `argocd_<status>` / `network` / `bad_response` for failures before the backend */
@@ -14,7 +15,9 @@ export interface UiError {
 const PERMISSION_HINT =
   'Ask your Argo CD admin for the "extensions, invoke, assistant" permission on this application, or log in again if your session has expired.';
 
-const BACKEND_MESSAGES: Record<string, string> = {
+// Every code the backend can send (the generated ErrorCode union): a new code that has no words
+// here fails the type check.
+const BACKEND_MESSAGES: Record<ErrorCode, string> = {
   unauthenticated:
     'Argo CD reached the Assistant, but the Assistant did not accept its shared secret. Ask your Argo CD admin to check the extension\'s secret.',
   missing_header: 'The request lacked an Argo CD header the Assistant needs. Reload the page and try again.',
@@ -29,6 +32,12 @@ const BACKEND_MESSAGES: Record<string, string> = {
   project_mismatch: 'The application\'s project does not match. Reload the page and try again.',
   unknown_model: 'The selected model is not offered any more. Pick another model.',
   rate_limited: 'You are asking too fast. Wait a moment and try again.',
+  too_many_streams: 'You already have answers in progress. Wait for one to finish, or stop it, and try again.',
+  request_timeout: 'The request reached the Assistant too slowly. Try again.',
+  unsupported_media_type: 'The Assistant could not read this request. Reload the page and try again.',
+  not_found: 'The Assistant does not know this request. Reload the page; if it persists, the Assistant backend may be older than this panel.',
+  method_not_allowed: 'The Assistant does not know this request. Reload the page; if it persists, the Assistant backend may be older than this panel.',
+  not_ready: 'The Assistant is starting or cannot reach its model service yet. Try again in a moment.',
   llama_stack_unavailable: 'The model service (Llama Stack) is not reachable right now. Try again in a moment.',
   llama_stack_timeout: 'The model took too long to answer. Try again.',
   llama_stack_error: 'The model service returned an error. Try again.',
@@ -44,8 +53,12 @@ const NOT_RETRYABLE = new Set([
   'argocd_404',
 ]);
 
+function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(BACKEND_MESSAGES, code);
+}
+
 export function backendError(code: string, message: string, status?: number, retryAfter?: string | null): UiError {
-  let text = BACKEND_MESSAGES[code] ?? (message || 'The Assistant returned an error.');
+  let text = (isErrorCode(code) ? BACKEND_MESSAGES[code] : undefined) ?? (message || 'The Assistant returned an error.');
   if (code === 'rate_limited' && retryAfter && /^\d+$/.test(retryAfter)) {
     text = `You are asking too fast. Try again in ${retryAfter} s.`;
   }
@@ -62,6 +75,10 @@ export function backendError(code: string, message: string, status?: number, ret
 export function argocdError(status: number, body: string): UiError {
   const detail = body.trim().slice(0, 300) || undefined;
   let message: string;
+  // Argo CD's login middleware (util/session WithAuthMiddleware), not RBAC: asking for permission would mislead.
+  if ((status === 400 && detail === 'Auth cookie not found') || (status === 401 && (detail === 'Invalid token' || detail === 'Invalid session'))) {
+    return { code: 'argocd_session', status, message: 'Your Argo CD session has ended. Log in again, then retry.', detail, retryable: true };
+  }
   switch (status) {
     case 401:
     case 403:

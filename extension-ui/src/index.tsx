@@ -1,7 +1,7 @@
 // Entry point: registers the Assistant with Argo CD's extensionsAPI. React comes from the page
 // (see scripts/build.mjs); this file runs once when Argo CD evaluates /extensions.js.
 import { Panel } from './components/Panel';
-import type { Application, KubeObject } from './resource';
+import { isApplicationSet, type Application, type KubeObject } from './resource';
 import css from './styles.css';
 
 const STYLE_ID = 'argocd-assistant-style';
@@ -27,13 +27,23 @@ export function ResourceTab(props: { resource?: KubeObject; application: Applica
 }
 
 /** Status-panel entry: opens the same chat about the whole Application in a flyout. */
+// Compact, like Argo CD's own status items: the status panel is one row, and at 1600 px on Argo CD 3.5 a
+// wide last item is clipped ("ASSISTAN / As…"). The label carries the same help "?" theirs do.
+const STATUS_HELP = 'Ask the Assistant about this application: it reads the live state, events and logs';
+
 export function StatusItem(props: { application: Application; openFlyout?: () => void }) {
+  if (isApplicationSet(props.application)) return null;
   return (
     <div className="application-status-panel__item aa-status-item" data-testid="aa-status-item">
-      <label style={{ fontSize: '12px', fontWeight: 600, color: '#6D7F8B' }}>ASSISTANT</label>
+      <label style={{ fontSize: '12px', fontWeight: 600, color: '#6D7F8B' }}>
+        ASSISTANT{' '}
+        <span className="aa-help" title={STATUS_HELP} data-testid="aa-status-help">
+          <i className="fa fa-question-circle help-tip" />
+        </span>
+      </label>
       <div className="application-status-panel__item-value aa-status-item__value">
-        <a onClick={() => props.openFlyout?.()} data-testid="aa-open-flyout">
-          <i className={ICON} /> Ask about this app
+        <a onClick={() => props.openFlyout?.()} data-testid="aa-open-flyout" title="Ask about this app">
+          <i className={ICON} /> Ask
         </a>
       </div>
     </div>

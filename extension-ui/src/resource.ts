@@ -55,6 +55,17 @@ function splitApiVersion(apiVersion: string | undefined): { group: string; versi
   return slash < 0 ? { group: '', version: v } : { group: v.slice(0, slash), version: v.slice(slash + 1) };
 }
 
+/**
+ * Argo CD 3.4+ shows resource tabs on ApplicationSet pages too, and there the matcher `'**', '*'` hands
+ * the ApplicationSet in as `application` (docs/upstream-facts.md, Argo CD UI extensions). The backend
+ * and Argo CD's proxy know only Applications: asking about `<ns>:<appset>` would be refused, or answered
+ * about an unrelated Application of the same name. So the panel says what it works on and sends nothing.
+ */
+export function isApplicationSet(application: KubeObject | undefined): boolean {
+  if (!application) return false;
+  return splitApiVersion(application.apiVersion).group === 'argoproj.io' && application.kind === 'ApplicationSet';
+}
+
 function isTheApplication(resource: KubeObject | undefined, application: Application): boolean {
   if (!resource || resource === application) return true;
   const { group } = splitApiVersion(resource.apiVersion);

@@ -2,6 +2,7 @@
 // tabs (which unmounts the panel) neither loses an answer that is still streaming nor aborts it,
 // and a reload finds the conversation again through sessionStorage + the backend.
 import { AssistantClient, AssistantFailure, isAbort } from './api';
+import type { Gathered } from './attachments';
 import type { UiError } from './errors';
 import { conversationKey, type Subject } from './resource';
 import type { ContextInfo, ModelInfo } from './types';
@@ -17,7 +18,12 @@ export interface Turn {
   model?: string;
   error?: UiError;
   elapsedMs?: number;
+  /** what the panel could not attach from Argo CD's API, and why */
+  attachmentNotes?: string[];
 }
+
+/** Reads the attachments for a question (set by the panel, which has Argo CD's props). */
+export type AttachmentSource = (signal: AbortSignal) => Promise<Gathered>;
 
 export interface SessionState {
   turns: Turn[];
@@ -46,6 +52,7 @@ export class ChatSession {
   private restored = false;
   private modelsLoaded = false;
   private readonly key: string;
+  private attachmentSource: AttachmentSource | null = null;
 
   constructor(
     readonly subject: Subject,
@@ -147,6 +154,21 @@ export class ChatSession {
     }
   }
 
+  setAttachmentSource(source: AttachmentSource | null): void {
+    this.attachmentSource = source;
+  }
+
+  private async attachments(id: number, signal: AbortSignal): Promise<unknown[]> {
+    if (!this.attachmentSource) return [];
+    try {
+      const gathered = await this.attachmentSource(signal);
+      if (gathered.notes.length) this.patchTurn(id, { attachmentNotes: gathered.notes });
+      return gathered.attachments;
+    } catch {
+      return []; // never the question: it goes without them
+    }
+  }
+
   setModel(model: string | undefined): void {
     this.set({ model });
   }
@@ -163,17 +185,20 @@ export class ChatSession {
       turns: [...this.state.turns, { id, question: q, answer: '', status: 'streaming', model: this.state.model }],
     });
     try {
+      const attachments = await this.attachments(id, controller.signal);
       await this.client.chat(
         {
           question: q,
           conversationId: this.state.conversationId,
           resource: this.subject.resource,
           model: this.state.model,
+          attachments,
         },
         (ev) => {
           switch (ev.type) {
             case 'start':
-              this.setConversation(ev.data.conversation_id);
+              // null on a new conversation: the id arrives with `end`.
+              if (ev.data.conversation_id !== null) this.setConversation(ev.data.conversation_id);
               this.patchTurn(id, { model: ev.data.model });
               break;
             case 'context':

@@ -7,7 +7,7 @@ const TAGS = new Set(
   'p a em strong code pre div span button ul ol li h1 h2 h3 h4 h5 h6 blockquote hr br table thead tbody tr th td s del'.split(' '),
 );
 const ATTRS = new Set(['href', 'target', 'rel', 'class', 'type', 'data-aa-copy', 'title', 'style', 'start']);
-const SAFE_HREF = /^(https?:|mailto:|#|\/(?!\/)|\.{0,2}\/)/i;
+const SAFE_HREF = /^(https?:|mailto:|#|\/(?![/\\])|\.{1,2}\/)/i;
 
 function decode(s: string): string {
   return s
@@ -82,7 +82,29 @@ test('raw HTML is shown as text, not dropped', () => {
 test('images become links to a safe URL, never <img>', () => {
   const html = renderMarkdown('![diagram](https://example.com/d.png)');
   assert.doesNotMatch(html, /<img/);
-  assert.match(html, /<a href="https:\/\/example.com\/d.png" target="_blank" rel="noopener noreferrer nofollow">diagram<\/a>/);
+  assert.match(html, /<a href="https:\/\/example.com\/d.png" target="_blank" rel="noopener noreferrer nofollow">diagram<\/a><span class="aa-link-host"> \(example.com\)<\/span>/);
+});
+
+test('every link with its own text shows the host it leads to', () => {
+  // Hostile context can steer the model into hiding a URL (with data in it) behind harmless words.
+  const html = renderMarkdown('See [the Argo CD docs](https://evil.example:8443/c?d=token) and [this](HTTPS://x.example/).');
+  assert.match(html, /the Argo CD docs<\/a><span class="aa-link-host"> \(evil.example:8443\)<\/span>/);
+  assert.match(html, /this<\/a><span class="aa-link-host"> \(x.example\)<\/span>/);
+});
+
+test('bare URLs, relative links and mail links get no host note', () => {
+  for (const text of ['https://argo-cd.readthedocs.io/en/stable/', '<https://a.example/x>', '[app](/applications/x)', '[m](mailto:a@b.example)', '[up](../x)']) {
+    assert.doesNotMatch(renderMarkdown(text), /aa-link-host/, text);
+  }
+});
+
+test('protocol-relative and dot-less relative-looking links are refused', () => {
+  for (const text of ['[x](//evil.example/x)', '[x](///evil.example)']) {
+    assert.doesNotMatch(renderMarkdown(text), /<a /, text);
+  }
+  // markdown-it percent-encodes the backslash browsers would read as a slash: a path, not a host.
+  assert.match(renderMarkdown('[x](/\\evil.example)'), /href="\/%5Cevil\.example"/);
+  assert.match(renderMarkdown('[ok](./x)'), /<a href="\.\/x"/);
 });
 
 test('safe links open in a new tab without an opener', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { subjectOf, suggestions, type Application } from '../src/resource';
+import { isApplicationSet, subjectOf, suggestions, type Application } from '../src/resource';
 
 const APP: Application = {
   apiVersion: 'argoproj.io/v1alpha1',
@@ -45,4 +45,12 @@ test('suggestions fit the state', () => {
   assert.deepEqual(suggestions(app), ['Why is this OutOfSync?', 'Explain this application']);
   const svc = subjectOf({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'ui', namespace: 'web' } }, APP);
   assert.deepEqual(suggestions(svc), ['Explain this Service']);
+});
+
+test('an ApplicationSet handed in as the application is recognised, an Application is not', () => {
+  const appset = { apiVersion: 'argoproj.io/v1alpha1', kind: 'ApplicationSet', metadata: { name: 'guestbook', namespace: 'argocd' } };
+  assert.equal(isApplicationSet(appset), true);
+  assert.equal(isApplicationSet(APP), false);
+  assert.equal(isApplicationSet({ apiVersion: 'example.com/v1', kind: 'ApplicationSet', metadata: { name: 'x' } }), false);
+  assert.equal(isApplicationSet(undefined), false);
 });

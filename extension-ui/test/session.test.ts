@@ -137,6 +137,9 @@ test('a stream that closes without `end` is an error, not a silent success', asy
 const HTTP_CASES: Array<[string, () => Response, string, RegExp, boolean]> = [
   ['Argo CD 401 (no extensions permission)', () => new Response('Unauthorized extension request', { status: 401 }), 'argocd_401', /extensions, invoke, assistant/, true],
   ['Argo CD 403', () => new Response('permission denied', { status: 403 }), 'argocd_403', /extensions, invoke, assistant/, true],
+  ['Argo CD login: no cookie', () => new Response('Auth cookie not found\n', { status: 400 }), 'argocd_session', /session has ended/, true],
+  ['Argo CD login: invalid token', () => new Response('Invalid token\n', { status: 401 }), 'argocd_session', /session has ended/, true],
+  ['Argo CD login: invalid session', () => new Response('Invalid session\n', { status: 401 }), 'argocd_session', /session has ended/, true],
   ['Argo CD 502 (backend down)', () => new Response('Bad Gateway', { status: 502 }), 'argocd_502', /not reachable/, true],
   ['Argo CD 404', () => new Response('not found', { status: 404 }), 'argocd_404', /proxy extension/, false],
   ['backend 401', () => jsonResponse(401, { error: { code: 'unauthenticated', message: 'bad secret' } }), 'unauthenticated', /shared secret/, true],

@@ -42,7 +42,6 @@ test('character-by-character feeding (CRLF split across chunks) gives the same e
 test('a message without its closing blank line is not dispatched', () => {
   const p = new SseParser();
   assert.deepEqual(p.push('event: token\ndata: {"text":"x"}\n'), []);
-  assert.deepEqual(p.end(), []);
 });
 
 test('an event without data lines is not dispatched; a bare `data` line is empty data', () => {
@@ -73,6 +72,13 @@ test('readSse decodes UTF-8 split across byte chunks', async () => {
     for await (const m of readSse(byteStream(bytes, sizes))) got.push(m);
     assert.deepEqual(got, EXPECTED, `chunk sizes ${sizes.join(',')}`);
   }
+});
+
+test('readSse drops a trailing message that never got its blank line', async () => {
+  const bytes = new TextEncoder().encode('event: token\ndata: {"text":"a"}\n\nevent: token\ndata: {"text":"cut"}\n');
+  const got: SseMessage[] = [];
+  for await (const m of readSse(byteStream(bytes, [bytes.length]))) got.push(m);
+  assert.deepEqual(got, [{ event: 'token', data: '{"text":"a"}', id: undefined }]);
 });
 
 test('readSse cancels the body when the consumer stops early', async () => {

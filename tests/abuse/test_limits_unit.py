@@ -87,3 +87,26 @@ def test_refused_stream_spends_no_token() -> None:
     slot.release()
     limits.admit("alice").release()  # the second token is still there
     assert refused(lambda: limits.admit("alice")).code is ErrorCode.RATE_LIMITED
+
+
+def test_a_request_counts_against_every_identity_key_or_none() -> None:
+    limiter = RateLimiter(2, Clock())
+    limiter.take("username:mallory", "user-id:forged-1")
+    limiter.take("username:mallory", "user-id:forged-2")
+    # A fresh forged id does not help: the username's bucket is empty.
+    error = refused(lambda: limiter.take("username:mallory", "user-id:forged-3"))
+    assert error.code is ErrorCode.RATE_LIMITED
+    # A refusal spends nothing: forged-3's bucket is still full.
+    limiter.take("user-id:forged-3")
+    limiter.take("user-id:forged-3")
+
+
+def test_streams_are_capped_per_identity_key_and_all_released_together() -> None:
+    limits = UserLimits(LimitsConfig(requests_per_minute=0, max_streams_per_user=1))
+    slot = limits.admit("username:mallory", "user-id:a")
+    with pytest.raises(ApiError) as raised:
+        limits.admit("username:mallory", "user-id:b")
+    assert raised.value.code is ErrorCode.TOO_MANY_STREAMS
+    slot.release()
+    assert limits.streams.open_streams("username:mallory") == 0 and limits.streams.open_streams("user-id:a") == 0
+    limits.admit("username:mallory", "user-id:b")

@@ -43,7 +43,7 @@ def test_schema_is_published_to_argo_cd_only(fuzz_backend: BackendProcess) -> No
     schema = httpx.get(f"{fuzz_backend.url}/v1/openapi.json", headers=IDENTITY).json()
     assert schema["openapi"].startswith("3.1")
     assert set(schema["paths"]) == {"/v1/chat", "/v1/conversations/{conversation_id}", "/v1/models"}
-    codes = schema["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+    codes = schema["components"]["schemas"]["ErrorCode"]["enum"]
     assert codes == [code.value for code in ErrorCode]
     chat_statuses = {int(s) for s in schema["paths"]["/v1/chat"]["post"]["responses"]}
     client_facing = set(STATUS.values()) - {405}  # 405 is the router's, on any path

@@ -2,8 +2,15 @@
 
 Served from the same origin as `/extensions/assistant/...` (the test Argo CD proxy mounts these
 routes), so the panel's same-origin fetches carry the `argocd.token` cookie exactly as in Argo CD.
-`/extensions.js` is built the way argocd-server builds it: every file under the extensions
-directory whose name matches `^extension(.*)\\.js$`, recursively, in lexical order, concatenated.
+`/extensions.js` is built the way argocd-server builds it (``serveExtensions`` in ``server/server.go``):
+every regular file (no symlinks) under the extensions directory whose name matches
+`^extension(.*)\\.js$`, recursively, in lexical order, each after a `// source: <path>/<name> ` line;
+Argo CD <= 3.4 concatenates them as they are (no separator), 3.5 wraps each in
+`try { ... } catch(e) { console.error('Extension <name> failed to load:', e); }`. The page pairs React 16
+with the 3.4 form and React 19 with the 3.5 form, like the real releases.
+
+Like Argo CD's `index.html`, the page has a `<base href>` (`/`, or `/<rootpath>/` under `--rootpath`) and
+every URL in it is relative (``tests.support.argocd_proxy.with_root_path`` serves it under a sub-path).
 """
 
 from __future__ import annotations
@@ -27,11 +34,13 @@ PAGE = """<!doctype html>
 <html>
 <head>
 <meta charset="utf-8">
+<base href="{base_href}">
 <title>{title} - Argo CD (test host)</title>
-<link rel="stylesheet" href="/host/host.css">
-<script src="/host/build/react{react}{suffix}.js"></script>
-<script src="/host/host.js"></script>
-<script src="/extensions.js"></script>
+<link rel="stylesheet" href="host/host.css">
+<script src="host/build/react{react}{suffix}.js"></script>
+<script src="host/build/host-runtime.js"></script>
+<script src="host/host.js"></script>
+<script src="extensions.js?argocd={argocd}"></script>
 </head>
 <body>
 <div id="root" class="theme-{theme} host-root" data-react="{react}"></div>
@@ -41,18 +50,42 @@ PAGE = """<!doctype html>
 """
 
 
+# The Argo CD release each React version stands for, and so the form of /extensions.js it gets.
+ARGOCD_FOR_REACT = {"16": "3.4", "19": "3.5"}
+
+
 def extension_files(extensions_dir: Path) -> list[Path]:
     """The files argocd-server would serve, in its order (lexical by path, like filepath.Walk)."""
-    found = [p for p in extensions_dir.rglob("*") if p.is_file() and EXTENSION_FILE.match(p.name)]
+    found = [
+        p for p in extensions_dir.rglob("*")
+        if p.is_file() and not p.is_symlink() and EXTENSION_FILE.match(p.name)
+    ]
     return sorted(found, key=lambda p: p.relative_to(extensions_dir).as_posix())
 
 
+def extensions_js(extensions_dir: Path, argocd: str) -> str:
+    """/extensions.js as argocd-server ``argocd`` ("3.4" or "3.5") writes it."""
+    parts: list[str] = []
+    for path in extension_files(extensions_dir):
+        body = path.read_text(encoding="utf-8")
+        # Argo CD prints the walked path and then the name again (filePath already ends with it).
+        header = f"// source: {path}/{path.name} \n"
+        if argocd == "3.5":
+            parts.append(
+                f"{header}try {{\n{body}\n}} catch(e) {{ console.error('Extension {path.name} failed to load:', e); }}\n"
+            )
+        else:
+            parts.append(header + body)
+    return "".join(parts)
+
+
 def host_routes(
-    extensions_dir: Path, config: Callable[[], dict[str, Any]] | dict[str, Any]
+    extensions_dir: Path, config: Callable[[], dict[str, Any]] | dict[str, Any], base_href: str = "/"
 ) -> list[BaseRoute]:
     """Routes for `/` (the page: `?react=16|19&theme=light|dark`, `&dev=1` for React's development
-    build), `/host/*`, `/extensions.js` and `/host-config.json` (the Application, its tree and the live
-    objects the page shows)."""
+    build, `&page=appset` for an ApplicationSet page), `/host/*`, `/extensions.js` and
+    `/host-config.json` (the Application, its tree, the live objects and an ApplicationSet). ``base_href``
+    is the page's `<base href>`: `/<rootpath>/` when served under a root path."""
     if not (HOST_DIR / "build" / "react16.js").exists():
         raise RuntimeError("host page runtimes not built: run `make ui` (tests/browser/host/build.mjs)")
 
@@ -64,22 +97,42 @@ def host_routes(
             return Response("react must be 16 or 19, theme light or dark", status_code=400)
         cfg = config() if callable(config) else config
         title = str(cfg.get("application", {}).get("metadata", {}).get("name", "app"))
-        return HTMLResponse(PAGE.format(react=react, suffix=suffix, theme=theme, title=title))
+        return HTMLResponse(
+            PAGE.format(react=react, suffix=suffix, theme=theme, title=title, base_href=base_href,
+                        argocd=ARGOCD_FOR_REACT[react])
+        )
 
-    async def extensions_js(_: Request) -> Response:
-        body = "\n".join(p.read_text(encoding="utf-8") for p in extension_files(extensions_dir))
+    async def serve_extensions(request: Request) -> Response:
+        argocd = request.query_params.get("argocd", "3.4")
+        body = extensions_js(extensions_dir, argocd)
         return Response(body, media_type="application/javascript", headers={"Cache-Control": "no-store"})
 
     async def host_config(_: Request) -> Response:
         cfg = config() if callable(config) else config
+        if "applicationSet" not in cfg:
+            cfg = {**cfg, "applicationSet": application_set_named_like(cfg["application"])}
         return JSONResponse(cfg, headers={"Cache-Control": "no-store"})
 
     return [
         Route("/", page),
-        Route("/extensions.js", extensions_js),
+        Route("/extensions.js", serve_extensions),
         Route("/host-config.json", host_config),
         Mount("/host", app=StaticFiles(directory=HOST_DIR)),
     ]
+
+
+def application_set_named_like(application: dict[str, Any]) -> dict[str, Any]:
+    """An ApplicationSet with the Application's name and namespace: a panel that took it for an
+    Application would ask about (and be answered about) that Application."""
+    meta = application.get("metadata", {})
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "ApplicationSet",
+        "metadata": {"name": meta.get("name", "app"), "namespace": meta.get("namespace", "argocd")},
+        "spec": {"generators": [{"list": {"elements": [{"cluster": "in-cluster"}]}}],
+                 "template": {"metadata": {"name": "{{cluster}}-app"}, "spec": {"project": "default"}}},
+        "status": {"conditions": [{"type": "ResourcesUpToDate", "status": "True"}]},
+    }
 
 
 def sample_config() -> dict[str, Any]:

@@ -4,8 +4,10 @@ No backend here: the panel must still render (the model list simply fails)."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import pytest_asyncio
@@ -15,6 +17,7 @@ from starlette.applications import Starlette
 from tests.browser.conftest import HostPage
 from tests.browser.hostpage import host_routes, sample_config
 from tests.browser.server import serve_asgi
+from tests.support.argocd_proxy import with_root_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -91,3 +94,109 @@ async def test_react_development_build_has_no_warnings(chromium: Browser, host_u
         assert react_warnings == [], react_warnings
     finally:
         await context.close()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def subpath_host_url(extensions_dir: Path) -> AsyncIterator[str]:
+    """The page as argocd-server serves it with `--rootpath /argocd`: `<base href="/argocd/">`, and only
+    paths under /argocd/ exist (anything else is 404, so an absolute `/extensions/...` call misses)."""
+    app = with_root_path(Starlette(routes=host_routes(extensions_dir, sample_config(), base_href="/argocd/")),
+                         "/argocd")
+    async with serve_asgi(app) as url:
+        yield url + "/argocd"
+
+
+@pytest.mark.parametrize("react", ["16", "19"])
+async def test_page_provides_what_argocd_provides_and_nothing_more(
+    chromium: Browser, host_url: str, react: str
+) -> None:
+    """Guards the stand-in: no window.ReactDOMClient (Argo CD keeps react-dom/client inside its own
+    bundle), minimatch semantics for the tab matcher, and /extensions.js in the release's own form."""
+    context = await chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        host = HostPage(await context.new_page(), host_url, react)
+        await host.open()
+        assert await host.page.evaluate("typeof window.ReactDOMClient") == "undefined"
+        assert await host.page.evaluate("typeof window.ReactJSXRuntime") == ("undefined" if react == "16" else "object")
+        matches = await host.page.evaluate(
+            "[['', '**'], ['', '*'], ['apps', '*'], ['argoproj.io', '**']].map(([v, p]) => window.__testHostMinimatch(v, p))"
+        )
+        assert matches == [True, False, True, True]
+        # '**' is what lets the tab onto core-group resources (group ''): a Service has it.
+        await host.open_assistant("/Service/guestbook/guestbook-ui")
+        await expect(host.page.get_by_test_id("aa-subject")).to_have_text("Service guestbook-ui")
+        script = await host.page.evaluate("fetch(document.querySelector('script[src^=\"extensions.js\"]').src).then(r => r.text())")
+        assert script.startswith("// source: ")
+        assert ("try {\n" in script and "} catch(e) { console.error('Extension extension-assistant.js failed to load:'" in script) == (react == "19")
+        host.assert_no_page_errors()
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("react", ["16", "19"])
+async def test_under_a_sub_path_requests_go_below_the_root_path(
+    chromium: Browser, subpath_host_url: str, react: str
+) -> None:
+    context = await chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = await context.new_page()
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(urlsplit(r.url).path))
+        host = HostPage(page, subpath_host_url, react)
+        await host.open()
+        # The panel asks for the model list as soon as it mounts: wait for that request, wherever it goes.
+        async with page.expect_request(lambda r: "extensions/assistant/v1/" in r.url):
+            await host.open_assistant(DEPLOYMENT)
+        await expect(host.page.get_by_test_id("aa-subject")).to_have_text("Deployment guestbook-ui")
+        calls = [p for p in requested if "/extensions/assistant/" in p]
+        assert all(p.startswith("/argocd/extensions/assistant/v1/") for p in calls), calls
+        assert all(p.startswith("/argocd/") for p in requested), requested
+        host.assert_no_page_errors()
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize("react", ["16", "19"])
+async def test_applicationset_page_says_what_the_assistant_works_on_and_sends_nothing(
+    chromium: Browser, host_url: str, react: str
+) -> None:
+    """Argo CD 3.4+ gives '**', '*' tabs the ApplicationSet as `application`; asking about it would be
+    refused by Argo CD (or answered about an Application that happens to share its name)."""
+    context = await chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = await context.new_page()
+        requested: list[str] = []
+        page.on("request", lambda r: requested.append(urlsplit(r.url).path))
+        host = HostPage(page, host_url, react)
+        await page.goto(f"{host_url}/?react={react}&page=appset")
+        await expect(page.get_by_test_id("host-appset-page")).to_be_visible()
+        await host.tab("Assistant")
+        note = page.get_by_test_id("aa-not-an-application")
+        await expect(note).to_contain_text("The Assistant works on Applications and their resources")
+        await expect(note).to_contain_text("guestbook is an ApplicationSet")
+        assert await page.get_by_test_id("aa-input").count() == 0
+        await host.screenshot("applicationset")
+        assert [p for p in requested if "/extensions/" in p] == []
+        host.assert_no_page_errors()
+    finally:
+        await context.close()
+
+
+async def test_a_broken_extension_beside_ours_is_contained_on_argocd_3_5_only(
+    chromium: Browser, extensions_dir: Path, tmp_path: Path
+) -> None:
+    """Argo CD 3.5 wraps each extension file in try/catch; <= 3.4 concatenates them into one script, where
+    an earlier file that throws stops everything after it (ours included)."""
+    shutil.copytree(extensions_dir, tmp_path / "extensions")
+    (tmp_path / "extensions" / "resources" / "extension-0-broken.js").write_text("throw new Error('broken neighbour');\n")
+    async with serve_asgi(Starlette(routes=host_routes(tmp_path / "extensions", sample_config()))) as url:
+        for react, registered in (("19", 1), ("16", 0)):
+            context = await chromium.new_context(viewport={"width": 1400, "height": 900})
+            try:
+                host = HostPage(await context.new_page(), url, react)
+                await host.open()
+                assert await host.page.evaluate("window.__hostExtensions.resource.length") == registered, react
+                if react == "19":
+                    assert any("Extension extension-0-broken.js failed to load" in e for e in host.console_errors)
+            finally:
+                await context.close()

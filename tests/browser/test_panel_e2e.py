@@ -346,3 +346,33 @@ async def test_no_extension_permission_says_whom_to_ask(
         host.assert_no_page_errors()
     finally:
         await context.close()
+
+
+@pytest.mark.parametrize(("react", "theme"), VARIANTS)
+async def test_ask_and_stream_with_argocd_under_a_sub_path(
+    world: World, chromium: Browser, extensions_dir: Path, kube_cluster: KubeCluster, react: str, theme: str
+) -> None:
+    """argocd-server with `--rootpath /argocd`: the page has `<base href="/argocd/">` and only /argocd/...
+    is served; the panel's requests must go below it and still reach the backend."""
+    proxy = ArgoCDProxy(
+        backend_url=world.backend.url, secret=SECRET, root_path="/argocd",
+        extra_routes=host_routes(extensions_dir, create_world(kube_cluster), base_href="/argocd/"),
+    )
+    proxy.add_app(App(APP_NAMESPACE, APP_NAME))
+    proxy.start()
+    context = await chromium.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        await context.add_cookies([{"name": "argocd.token", "value": "alice-token", "url": proxy.base_url}])
+        host = HostPage(await context.new_page(), proxy.base_url, react, theme)
+        await host.open()
+        world.model.script(Reply(text="Served from below the root path."))
+        await host.open_assistant(DEPLOYMENT_NODE)
+        await host.ask("Does it work under /argocd?")
+        turn = host.turns().nth(0)
+        await expect(turn).to_have_attribute("data-status", "done", timeout=30_000)
+        await expect(turn.get_by_test_id("aa-markdown")).to_have_text("Served from below the root path.")
+        assert proxy.forwarded, "the chat went through the proxy under /argocd"
+        host.assert_no_page_errors()
+    finally:
+        await context.close()
+        proxy.stop()

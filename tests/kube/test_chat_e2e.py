@@ -39,6 +39,7 @@ async def test_chat_sends_gathered_context_and_findings_to_the_model(
                 "kubeconfig": str(static_kube_cluster.admin_kubeconfig),
                 "argocd_namespace": "argocd",
             },
+            context={"pod_logs": "backend"},  # this test is about what the backend reads itself
         )
     )
     model.script(Reply(text="The database orders-db refuses connections."))
@@ -68,7 +69,10 @@ async def test_chat_sends_gathered_context_and_findings_to_the_model(
     assert kinds[0] == "findings" and {"application", "status", "events", "logs"} <= set(kinds)
     assert any(item["redactions"] > 0 for item in context["items"])
     assert context["tokens_total"] == sum(item["tokens"] for item in context["items"]) <= context["budget"]
-    assert all(set(item) == {"kind", "ref", "tokens", "truncated", "redactions"} for item in context["items"])
+    assert all(
+        {"kind", "ref", "tokens", "truncated", "redactions", "source"} <= set(item) and item["source"] == "kubernetes"
+        for item in context["items"]
+    ), context["items"]
 
     seen = model.completions()[-1].text()
     assert "[crash_loop]" in seen and "could not connect to orders-db after 3 attempts" in seen

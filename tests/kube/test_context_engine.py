@@ -25,7 +25,7 @@ NODE = "ctx-node-1"
 def settings_for(kubeconfig: str, **context: Any) -> Settings:
     return Settings(
         kubernetes={"kubeconfig": kubeconfig, "argocd_namespace": "argocd"},
-        context={"token_budget": 8000, **context},
+        context={"token_budget": 8000, "pod_logs": "backend", **context},
         auth={"insecure_allow_no_secret": True},
     )
 
@@ -200,7 +200,7 @@ def crashing_app(kube_cluster: KubeCluster, fake_kubelet: FakeKubelet) -> dict[s
 
 
 def caller(ns: str, project: str = "retail", app: str = "shop") -> Caller:
-    return Caller(user="alice", app_namespace=ns, app_name=app, project=project)
+    return Caller(username="alice", app_namespace=ns, app_name=app, project=project)
 
 
 async def test_pod_reached_through_owners_gets_status_events_and_previous_logs(

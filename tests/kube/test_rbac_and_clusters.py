@@ -165,7 +165,7 @@ async def test_remote_destination_from_cluster_secret_unknown_and_unresponsive_c
     _cluster_secret(cluster, "hung", f"https://127.0.0.1:{blackhole}", remote_token)
     settings = Settings(
         kubernetes={"kubeconfig": assistant_kubeconfig, "argocd_namespace": ARGOCD_NS},
-        context={"call_timeout_s": 0.5, "gather_deadline_s": 2.0},
+        context={"call_timeout_s": 0.5, "gather_deadline_s": 2.0, "pod_logs": "backend"},
         auth={"insecure_allow_no_secret": True},
     )
     engine = KubeContext.from_settings(settings)
@@ -202,7 +202,7 @@ async def test_overall_deadline_bounds_a_hung_destination(
     )
     settings = Settings(
         kubernetes={"kubeconfig": assistant_kubeconfig, "argocd_namespace": ARGOCD_NS},
-        context={"call_timeout_s": 30, "gather_deadline_s": 1.0},
+        context={"call_timeout_s": 30, "gather_deadline_s": 1.0, "pod_logs": "backend"},
         auth={"insecure_allow_no_secret": True},
     )
     engine = KubeContext.from_settings(settings)

@@ -1,4 +1,8 @@
-"""The chat contract, run against every supported Llama Stack / provider pair with real servers."""
+"""The chat contract, run against every supported Llama Stack / provider pair with real servers.
+
+``contract_combo`` adds the edge versions (0.2.24, OGX 1.5.0) to the main three; the one test that
+starts a server of its own (killed mid-stream) runs on the main three only.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,17 @@ import pytest
 from tests.conftest import Combo
 from tests.support.backend import SECRET, backend_config
 from tests.support.llamastack import LlamaStackServer
+from tests.support.metrics import metrics_once
 from tests.support.model_server import Reply, ScriptedModel
 from tests.support.recording_relay import RecordingRelay, sent_texts, sent_tokens
-from tests.support.sse import Decoder, Event, answer_text, iter_events, names, parse
+from tests.support.sse import Event, answer_text, iter_events, names, parse
 
 pytestmark = pytest.mark.llamastack
 
 CONTEXT_MARK = "<argocd-context>"
+# Where the server asks the model for usage and reports it. Not Agents turns (0.2.24, 0.3.5), and not
+# 0.2.24's Responses: it sends no stream_options.include_usage and completes with `usage: null`.
+USAGE_REPORTED = {("responses", "0.3.5"), ("responses", "0.7.3"), ("responses", "ogx-1.5.0")}
 
 
 def identity(user: str = "alice", app: str = "argocd:guestbook", project: str = "default") -> dict[str, str]:
@@ -43,11 +51,14 @@ async def chat(url: str, question: str, conversation_id: str | None = None, *, u
 
 
 @pytest.fixture
-def backend_url(combo: Combo, start_backend, model: ScriptedModel) -> str:  # type: ignore[no-untyped-def]
-    return start_backend(backend_config(combo.llama_stack.url, combo.provider)).url
+def backend_url(contract_combo: Combo, start_backend, model: ScriptedModel) -> str:  # type: ignore[no-untyped-def]
+    return start_backend(backend_config(contract_combo.llama_stack.url, contract_combo.provider)).url
 
 
-async def test_single_answer_is_streamed_with_context_first(backend_url: str, combo: Combo, model: ScriptedModel) -> None:
+async def test_single_answer_is_streamed_with_context_first(
+    backend_url: str, contract_combo: Combo, model: ScriptedModel
+) -> None:
+    combo = contract_combo
     model.script(Reply(text="The image tag v9 does not exist. Fix the tag in Git."))
     response, events = await chat(backend_url, "Why is this Degraded?")
 
@@ -68,14 +79,27 @@ async def test_single_answer_is_streamed_with_context_first(backend_url: str, co
     seen = model.completions()[-1].text()
     assert "Why is this Degraded?" in seen and CONTEXT_MARK in seen and "argocd/guestbook" in seen
 
-    async with httpx.AsyncClient() as client:
-        metrics = (await client.get(f"{backend_url}/metrics")).text
     provider = combo.provider
-    assert f'assistant_llm_calls_total{{outcome="ok",provider="{provider}"}} 1.0' in metrics
-    assert f'assistant_llm_time_to_first_token_seconds_count{{provider="{provider}"}} 1.0' in metrics
-    assert 'assistant_http_requests_total{method="POST",route="/v1/chat",status="200"} 1.0' in metrics
-    if combo.provider == "responses":  # 0.3.5's Agents turns don't ask the model for usage
-        assert f'assistant_llm_tokens_total{{direction="out",provider="{provider}"}} 12.0' in metrics
+    expected = [
+        f'assistant_llm_calls_total{{outcome="ok",provider="{provider}"}} 1.0',
+        f'assistant_llm_time_to_first_token_seconds_count{{provider="{provider}"}} 1.0',
+        'assistant_http_requests_total{method="POST",route="/v1/chat",status="200"} 1.0',
+    ]
+    if (combo.provider, combo.version) in USAGE_REPORTED:
+        expected.append(f'assistant_llm_tokens_total{{direction="out",provider="{provider}"}} 12.0')
+    # The counters move when the response has ended, just after the client read its last byte.
+    metrics = await metrics_once(backend_url, expected)
+    for line in expected:
+        assert line in metrics, metrics
+
+
+async def test_readyz_names_the_server_version(backend_url: str, contract_combo: Combo) -> None:
+    async with httpx.AsyncClient(timeout=30) as client:
+        ready = await client.get(f"{backend_url}/readyz")
+    assert ready.status_code == 200, ready.text
+    body = ready.json()
+    assert body["provider"] == contract_combo.provider
+    assert body["llama_stack_version"] == contract_combo.version.removeprefix("ogx-")
 
 
 async def test_follow_up_sees_earlier_turns_and_context_is_not_resent(backend_url: str, model: ScriptedModel) -> None:
@@ -137,6 +161,19 @@ async def test_delete_forgets_the_conversation(backend_url: str) -> None:
     assert after.status_code == 404 and after.json()["error"]["code"] == "conversation_not_found"
 
 
+async def test_a_deleted_conversation_stays_dead(backend_url: str, model: ScriptedModel) -> None:
+    _, first = await chat(backend_url, "Forget me?")
+    conversation_id = first[-1].data["conversation_id"]
+    async with httpx.AsyncClient() as client:
+        assert (await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())).status_code == 204
+    calls = len(model.completions())
+    response, events = await chat(backend_url, "And now?", conversation_id)
+    # Refused before the stream starts, with the same answer as a handle that never existed.
+    assert response.status_code == 404 and events == []
+    assert response.json()["error"]["code"] == "conversation_not_found"
+    assert len(model.completions()) == calls, "nothing may reach the model for a deleted conversation"
+
+
 async def test_model_list_marks_one_default(backend_url: str) -> None:
     async with httpx.AsyncClient() as client:
         response = await client.get(f"{backend_url}/v1/models", headers=identity())
@@ -182,11 +219,10 @@ async def test_llama_stack_killed_mid_stream_gives_an_error_event(
         backend = start_backend(backend_config(doomed.url, combo.provider))
         model.script(Reply(text=" ".join(f"w{i}" for i in range(100)), token_delay_s=0.1))
         events: list[Event] = []
-        decoder = Decoder()
         async with httpx.AsyncClient(timeout=30) as client, client.stream(
             "POST", f"{backend.url}/v1/chat", json={"question": "Still there?"}, headers=identity()
         ) as response, asyncio.timeout(30):  # a hang fails here instead of blocking the suite
-            async for event in iter_events(response, decoder):
+            async for event in iter_events(response):
                 events.append(event)
                 if event.name == "token" and sum(e.name == "token" for e in events) == 3:
                     doomed.kill()

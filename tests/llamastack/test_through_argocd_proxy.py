@@ -25,7 +25,8 @@ def proxy(llama_stack_073: LlamaStackServer, start_backend: Callable[..., Backen
 
 def post_chat(proxy: ArgoCDProxy, body: dict[str, object], *, token: str = "alice-token",
               headers: dict[str, str] | None = None) -> httpx.Response:
-    with httpx.Client(base_url=proxy.url, cookies={"argocd.token": token}, timeout=60) as client:
+    cookies = {"argocd.token": token} if token else {}  # "": no cookie at all
+    with httpx.Client(base_url=proxy.url, cookies=cookies, timeout=60) as client:
         return client.post("/extensions/assistant/v1/chat", json=body, headers=headers or browser_headers())
 
 
@@ -68,7 +69,8 @@ def test_user_without_groups_cannot_smuggle_groups_into_ownership(proxy: ArgoCDP
 @pytest.mark.parametrize(
     ("token", "headers", "status"),
     [
-        ("", browser_headers(), 401),  # no session
+        ("", browser_headers(), 400),  # no cookie: "Auth cookie not found"
+        ("forged-token", browser_headers(), 401),  # "Invalid token"
         ("noinvoke-token", browser_headers(), 401),  # no `extensions, invoke, assistant`
         ("alice-token", browser_headers(project="team-a"), 401),  # project mismatch
         ("alice-token", browser_headers(app="argocd:nope"), 401),  # no such application
@@ -79,4 +81,19 @@ def test_argocd_refusals_never_reach_the_backend(proxy: ArgoCDProxy, token: str,
                                                    status: int) -> None:
     response = post_chat(proxy, {"question": "q"}, token=token, headers=headers)
     assert response.status_code == status
+    assert response.headers["content-type"].startswith("text/plain")
+    assert proxy.forwarded == []
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "body"),
+    [("", 400, "Auth cookie not found\n"), ("forged-token", 401, "Invalid token\n"),
+     ("alice-token", 401, "Invalid session\n")],
+)
+def test_login_failures_are_argocds_own_plain_text(proxy: ArgoCDProxy, token: str, status: int, body: str) -> None:
+    if status == 401 and "session" in body:  # SSO on, the IdP's groups endpoint failing for this user
+        proxy.sso_groups_unavailable.add(token)
+    response = post_chat(proxy, {"question": "q"}, token=token)
+    assert (response.status_code, response.text) == (status, body)
+    assert response.headers["content-type"].startswith("text/plain")
     assert proxy.forwarded == []

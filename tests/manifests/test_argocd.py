@@ -35,6 +35,18 @@ from tests.manifests.render import (
 EXTENSION = "assistant"
 INSTALLER_IMAGE = "quay.io/argoprojlabs/argocd-extension-installer"
 EXTENSIONS_DIR = "/tmp/extensions/"
+# Where argocd-server sees our files: a folder of its own under the tree it walks, so that another volume at
+# /tmp/extensions/ (the operator's rollouts UI, an extension installed per Argo CD's docs) is no duplicate.
+SERVER_MOUNT = "/tmp/extensions/assistant/"
+OUR_VOLUME = "extension-assistant"
+# What the argocd-operator adds to argocd-server with spec.server.enableRolloutsUI: true
+# (controllers/argocd/deployment.go: volume `rollout-extensions` at /tmp/extensions/, initContainer
+# `rollout-extension`).
+OPERATOR_ROLLOUTS = {
+    "initContainers": [{"name": "rollout-extension"}],
+    "volumes": [{"name": "rollout-extensions", "emptyDir": {}}],
+    "volumeMounts": [{"name": "rollout-extensions", "mountPath": "/tmp/extensions/"}],
+}
 # argocd-server concatenates files under /tmp/extensions/ whose name matches this into /extensions.js.
 ARGOCD_EXTENSION_FILE = re.compile(r"^extension(.*)\.js$")
 # Argo CD's own rule for extension names (server/extension/extension.go, validateConfigs).
@@ -66,6 +78,12 @@ def _plain() -> ArgoInstall:
     assert {"/tmp", "/home/argocd"} <= {
         m["mountPath"] for m in container(pod, "argocd-server")["volumeMounts"]
     }
+    # The stand-in's other UI extension keeps its installer, volume and mount.
+    assert container(pod, "extension-metrics")["volumeMounts"] == [
+        {"name": "extensions", "mountPath": EXTENSIONS_DIR}
+    ]
+    assert {"name": "extensions", "mountPath": EXTENSIONS_DIR} in container(pod, "argocd-server")["volumeMounts"]
+    assert {"name": "extensions", "emptyDir": {}} in pod["volumes"]
     return ArgoInstall(
         form="plain",
         extension_config={k: v for k, v in cm.items() if k.startswith("extension.config")},
@@ -100,8 +118,33 @@ def _operator() -> ArgoInstall:
     )
 
 
+HELM_VALUES = MANIFESTS / "argocd/helm/values-assistant.yaml"
+HELM_EXTENSION_ENTRY = MANIFESTS / "argocd/helm/values-assistant-extension.yaml"
+
+
+def helm_merge(base: Any, override: Any) -> Any:
+    """Helm's merge of a later values file into earlier ones: maps merge key by key, everything else (lists
+    included) is replaced by the later value (Helm's chart values coalescing, pkg/chartutil)."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = helm_merge(base[key], value) if key in base else value
+        return merged
+    return override
+
+
+def _lists_in(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, list):
+        return [path]
+    if isinstance(value, dict):
+        return [hit for key, item in value.items() for hit in _lists_in(item, f"{path}.{key}")]
+    return []
+
+
 def _helm() -> ArgoInstall:
-    values = yaml.safe_load((MANIFESTS / "argocd/helm/values-assistant.yaml").read_text())
+    values = helm_merge(
+        yaml.safe_load(HELM_VALUES.read_text()), yaml.safe_load(HELM_EXTENSION_ENTRY.read_text())
+    )
     configs, ext = values["configs"], values["server"]["extensions"]
     assert ext["enabled"] is True
     (entry,) = ext["extensionList"]
@@ -202,20 +245,89 @@ def test_installer_is_pinned_and_fetches_this_versions_tarball(install: ArgoInst
     assert env_value(install.installer, "EXTENSION_NAME") == EXTENSION
 
 
-def test_installer_and_server_share_the_extensions_emptydir(install: ArgoInstall) -> None:
+def test_installer_failure_does_not_keep_argocd_server_in_init(install: ArgoInstall) -> None:
+    # installer v1.0.0 exits non-zero on any failure unless IGNORE_FAILURE=true (its install.sh finalizer);
+    # a failing initContainer keeps the whole argocd-server pod, and with it Argo CD's UI and API, down.
+    assert env_value(install.installer, "IGNORE_FAILURE") == "true"
+
+
+def test_installer_and_server_share_our_own_emptydir(install: ArgoInstall) -> None:
     init_mounts = {m["mountPath"]: m["name"] for m in install.installer["volumeMounts"]}
+    # The installer copies into /tmp/extensions/resources/, a fixed path in its own container.
     assert EXTENSIONS_DIR in init_mounts
-    if install.server_mounts is None:  # Helm: the chart mounts it in both containers itself
+    if install.server_mounts is None:  # Helm: the chart mounts its one `extensions` volume in both itself
         return
-    server_mounts = {m["mountPath"]: m["name"] for m in install.server_mounts}
     volume = init_mounts[EXTENSIONS_DIR]
-    assert server_mounts.get(EXTENSIONS_DIR) == volume
+    assert volume == OUR_VOLUME
+    server_mounts = {m["mountPath"]: m["name"] for m in install.server_mounts}
+    # argocd-server walks /tmp/extensions/ recursively: our folder below it is served, and a volume of
+    # someone else's at /tmp/extensions/ itself is not shadowed.
+    assert server_mounts.get(SERVER_MOUNT) == volume
+    assert EXTENSIONS_DIR not in server_mounts or server_mounts[EXTENSIONS_DIR] != volume
+    assert SERVER_MOUNT.startswith(EXTENSIONS_DIR) and SERVER_MOUNT != EXTENSIONS_DIR
     assert install.volumes is not None
     volumes = {v["name"]: v for v in install.volumes}
     assert volumes[volume].get("emptyDir") == {}
     # A read-only root filesystem needs a writable /tmp for the installer's download directory.
     if install.installer.get("securityContext", {}).get("readOnlyRootFilesystem"):
         assert "emptyDir" in volumes[init_mounts["/tmp"]]
+
+
+def test_operator_patch_coexists_with_the_operators_rollouts_ui() -> None:
+    """With spec.server.enableRolloutsUI the operator appends its own installer, volume and mount to ours;
+    the apiserver rejects a pod with two mounts at one path or two volumes of one name."""
+    operator = _operator()
+    assert operator.server_mounts is not None and operator.volumes is not None
+    mounts = [m["mountPath"] for m in operator.server_mounts + OPERATOR_ROLLOUTS["volumeMounts"]]
+    volumes = [v["name"] for v in operator.volumes + OPERATOR_ROLLOUTS["volumes"]]
+    inits = [operator.installer["name"]] + [c["name"] for c in OPERATOR_ROLLOUTS["initContainers"]]
+    assert len(mounts) == len(set(mounts)), mounts
+    assert len(volumes) == len(set(volumes)), volumes
+    assert len(inits) == len(set(inits)), inits
+
+
+def test_operator_installer_sets_no_fixed_uid() -> None:
+    # OpenShift's restricted SCC assigns UIDs from the namespace's range and rejects any other fixed one.
+    security = _operator().installer["securityContext"]
+    assert "runAsUser" not in security and "runAsGroup" not in security
+    assert security["runAsNonRoot"] is True and security["allowPrivilegeEscalation"] is False
+
+
+def test_helm_values_hold_no_list_that_could_replace_a_users() -> None:
+    assert _lists_in(yaml.safe_load(HELM_VALUES.read_text())) == []
+    # The one list, the installer entry, is a file of its own that holds nothing else.
+    entry = yaml.safe_load(HELM_EXTENSION_ENTRY.read_text())
+    assert list(entry) == ["server"] and list(entry["server"]) == ["extensions"]
+    assert list(entry["server"]["extensions"]) == ["extensionList"]
+
+
+def test_helm_values_keep_a_users_other_extensions_and_settings() -> None:
+    users = {
+        "configs": {"cm": {"url": "https://argocd.example.com"}, "rbac": {"policy.csv": "g, ops, role:admin"}},
+        "server": {
+            "extensions": {
+                "enabled": True,
+                "extensionList": [{"name": "extension-rollouts", "env": [{"name": "EXTENSION_URL", "value": "x"}]}],
+            },
+            "volumes": [{"name": "custom", "emptyDir": {}}],
+        },
+    }
+    merged = helm_merge(users, yaml.safe_load(HELM_VALUES.read_text()))
+    assert merged["server"]["extensions"]["extensionList"] == users["server"]["extensions"]["extensionList"]
+    assert merged["server"]["volumes"] == users["server"]["volumes"]
+    assert merged["configs"]["cm"]["url"] == "https://argocd.example.com"
+    assert merged["configs"]["rbac"]["policy.csv"] == "g, ops, role:admin"
+    assert "extension.config.assistant" in merged["configs"]["cm"]
+    # The documented way to add ours to a list of one's own: append the entry; both installers remain.
+    (ours,) = yaml.safe_load(HELM_EXTENSION_ENTRY.read_text())["server"]["extensions"]["extensionList"]
+    merged["server"]["extensions"]["extensionList"].append(ours)
+    names = [e["name"] for e in merged["server"]["extensions"]["extensionList"]]
+    assert names == ["extension-rollouts", f"extension-{EXTENSION}"]
+
+
+def test_helm_merge_model_replaces_lists_like_helm() -> None:
+    # Guards the model the two tests above rely on: a later list replaces an earlier one wholesale.
+    assert helm_merge({"a": [1, 2], "m": {"x": 1}}, {"a": [3], "m": {"y": 2}}) == {"a": [3], "m": {"x": 1, "y": 2}}
 
 
 def test_all_forms_agree() -> None:

@@ -148,7 +148,7 @@ def _rules(objs: list[Obj]) -> list[tuple[str, str]]:
     return [(g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]]
 
 
-# What the context engine reads (DESIGN: the backend's ClusterRole); each must be in the ClusterRole.
+# What the context engine reads (docs/security.md, What the backend may do in the cluster); each must be in the ClusterRole.
 NEEDED = {
     ("", "pods"),
     ("", "pods/log"),
@@ -162,6 +162,9 @@ NEEDED = {
     ("", "nodes"),
     ("", "resourcequotas"),
     ("", "limitranges"),
+    ("", "serviceaccounts"),  # a Pod's workload-identity annotations (relations)
+    ("", "persistentvolumes"),  # a claim's volume: zone, access modes (relations)
+    ("storage.k8s.io", "storageclasses"),
     ("apps", "deployments"),
     ("apps", "replicasets"),
     ("apps", "statefulsets"),

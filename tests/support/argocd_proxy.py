@@ -2,7 +2,11 @@
 
 What it does, in Argo CD's order:
 1. ``/extensions/<name>/...`` only; an unknown extension is 404 "Extension not found".
-2. The ``argocd.token`` cookie authenticates the user (Argo CD's session); without it, 401.
+2. The ``argocd.token`` cookie authenticates the user (Argo CD's session, ``WithAuthMiddleware`` in
+   ``util/session/sessionmanager.go``), answered with Go's ``http.Error`` (plain text, newline): no
+   cookie is 400 "Auth cookie not found"; a token that does not verify (forged, expired, revoked) is
+   401 "Invalid token"; with SSO configured, a verified token whose groups cannot be fetched from the
+   IdP's endpoint is 401 "Invalid session".
 3. ``ValidateHeaders``: ``Argocd-Application-Name`` must be ``<namespace>:<name>`` and
    ``Argocd-Project-Name`` present; else 400 "Invalid headers: ...".
 4. ``authorize``: RBAC ``applications, get`` on the app, ``extensions, invoke`` on the extension, the app
@@ -14,7 +18,8 @@ What it does, in Argo CD's order:
    headers (the shared secret). Responses stream through unbuffered; a backend that cannot be reached
    is a 502 with an empty body (Go's ReverseProxy default).
 
-It also serves extra routes (a host page, ``/extensions.js``) from the same origin, like argocd-server.
+It also serves extra routes (a host page, ``/extensions.js``) from the same origin, like argocd-server,
+and with ``root_path`` (``--rootpath``) serves everything under that prefix only (``withRootPath``).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .model_server import _free_port
 from .threaded import ThreadedServer
@@ -79,6 +85,8 @@ class ArgoCDProxy:
     apps: dict[str, App] = field(default_factory=lambda: {f"{a.namespace}/{a.name}": a for a in DEFAULT_APPS})
     extra_routes: Sequence[BaseRoute] = ()
     send_user_id: bool = True  # False behaves like Argo CD < 3.2
+    root_path: str = ""  # Argo CD's --rootpath, e.g. "/argocd"
+    sso_groups_unavailable: set[str] = field(default_factory=set)  # tokens whose IdP groups lookup fails
     host: str = "127.0.0.1"
     port: int = 0
     forwarded: list[httpx.Headers] = field(default_factory=list)  # headers the backend received
@@ -92,26 +100,36 @@ class ArgoCDProxy:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def base_url(self) -> str:
+        """Where Argo CD's UI is: the origin plus the root path."""
+        return self.url + ("/" + self.root_path.strip("/") if self.root_path.strip("/") else "")
+
     def add_app(self, app: App) -> None:
         self.apps[f"{app.namespace}/{app.name}"] = app
 
     # -- the proxy --------------------------------------------------------------------------------
-    def asgi(self) -> Starlette:
+    def asgi(self) -> ASGIApp:
         routes = [
             *self.extra_routes,
             Route("/extensions/{rest:path}", self._handle,
                   methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]),
         ]
-        return Starlette(routes=routes)
+        return with_root_path(Starlette(routes=routes), self.root_path)
 
     async def _handle(self, request: Request) -> Response:
         segments = request.url.path.lstrip("/").split("/")
         ext_name = segments[1] if len(segments) > 1 else ""
         if not ext_name:
             return PlainTextResponse("Invalid URL: extension name must be provided\n", 400)
-        user = self.users.get(request.cookies.get("argocd.token", ""))
+        token = request.cookies.get("argocd.token", "")
+        if not token:
+            return _go_http_error("Auth cookie not found", 400)
+        user = self.users.get(token)
         if user is None:
-            return PlainTextResponse('{"error":"no session information","code":16}', 401)
+            return _go_http_error("Invalid token", 401)
+        if token in self.sso_groups_unavailable:
+            return _go_http_error("Invalid session", 401)
         app_header = request.headers.get("Argocd-Application-Name", "")
         project = request.headers.get("Argocd-Project-Name", "")
         match = _APP_HEADER.match(app_header)
@@ -185,6 +203,32 @@ class ArgoCDProxy:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _go_http_error(message: str, status: int) -> Response:
+    """What Go's ``http.Error`` writes: the message and a newline, as plain text, not sniffable."""
+    return PlainTextResponse(
+        message + "\n", status, headers={"X-Content-Type-Options": "nosniff"}, media_type="text/plain"
+    )
+
+
+def with_root_path(app: ASGIApp, root_path: str) -> ASGIApp:
+    """argocd-server's ``withRootPath``: under ``--rootpath /x`` only ``/x/...`` is served, with the
+    prefix stripped (``http.StripPrefix``); any other path is 404."""
+    root = "/" + root_path.strip("/")
+    if root == "/":
+        return app
+
+    async def stripped(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith(root + "/"):
+            await PlainTextResponse("404 page not found\n", 404)(scope, receive, send)
+            return
+        raw = scope.get("raw_path") or path.encode()
+        inner = dict(scope, path=path[len(root):], raw_path=raw[len(root.encode()):])
+        await app(inner, receive, send)
+
+    return stripped
 
 
 async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:

@@ -8,10 +8,11 @@ from typing import Any
 
 import yaml
 
-from .model_server import _free_port
+from .net import SECRET
+from .net import free_port as _free_port
 from .processes import ServerProcess
 
-SECRET = "Bearer test-shared-secret"
+__all__ = ["SECRET", "BackendProcess", "backend_config"]
 
 
 def backend_config(llama_stack_url: str, provider: str = "responses", **sections: Any) -> dict[str, Any]:

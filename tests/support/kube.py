@@ -15,8 +15,8 @@ What you get (:class:`KubeCluster`):
   REST helpers with API discovery, so any served kind works (CRDs included).
 
 The apiserver runs with ``--token-auth-file`` and ``--authorization-mode=RBAC``; service-account keys are
-generated so SA tokens verify. The Argo CD ``Application`` CRD (``tests/support/crds/application.yaml``)
-is installed at start. The ``ServiceAccount`` admission plugin is disabled so tests can create Pods
+generated so SA tokens verify. The Argo CD ``Application`` and ``AppProject`` CRDs
+(``tests/support/crds/``) are installed at start. The ``ServiceAccount`` admission plugin is disabled so tests can create Pods
 directly without token Secrets (which is not what is under test). The node lifecycle controller is
 disabled: our Nodes are fakes (see ``tests/support/kubelet.py``) that never heartbeat, and we don't
 want them tainted and their Pods evicted mid-test.
@@ -35,7 +35,6 @@ import ipaddress
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -53,6 +52,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from .net import free_port
+
 KUBE_VERSION = "1.20.2"
 CRD_DIR = Path(__file__).parent / "crds"
 
@@ -60,12 +61,6 @@ CRD_DIR = Path(__file__).parent / "crds"
 def kube_bin_dir() -> Path:
     cache = Path(os.environ.get("ARGOCD_ASSISTANT_CACHE", Path.home() / ".cache" / "argocd-assistant"))
     return cache / f"kubernetes-{KUBE_VERSION}" / "bin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # ---- certificates -----------------------------------------------------------------------------
@@ -327,8 +322,10 @@ class KubeCluster:
                     "--v=0",
                 ],
             )
-        self.apply_yaml((CRD_DIR / "application.yaml").read_text())
+        for crd in sorted(CRD_DIR.glob("*.yaml")):  # Application, AppProject
+            self.apply_yaml(crd.read_text())
         self._wait_for(lambda: self._served("argoproj.io/v1alpha1", "Application"), "Application CRD served")
+        self._wait_for(lambda: self._served("argoproj.io/v1alpha1", "AppProject"), "AppProject CRD served")
         if self.with_controllers:
             # The serviceaccount controller makes `default` in each namespace: proof controllers run.
             self._wait_for(
@@ -544,6 +541,30 @@ class KubeCluster:
     def ensure_namespace(self, name: str) -> None:
         if self.get("v1", "Namespace", name) is None:
             self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+    def put_project(self, name: str, spec: Mapping[str, Any] | None = None, namespace: str = "argocd") -> None:
+        """Create or replace AppProject ``name`` in the control plane; the default spec permits every
+        destination and cluster-scoped kind, like Argo CD's own ``default`` project."""
+        self.ensure_namespace(namespace)
+        body = {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AppProject",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": dict(spec)
+            if spec is not None
+            else {
+                "sourceRepos": ["*"],
+                "destinations": [{"server": "*", "namespace": "*"}],
+                "clusterResourceWhitelist": [{"group": "*", "kind": "*"}],
+            },
+        }
+        current = self.get("argoproj.io/v1alpha1", "AppProject", name, namespace)
+        if current is None:
+            self.create(body)
+            return
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        path = self.path_for("argoproj.io/v1alpha1", "AppProject", namespace, name)
+        self.http.put(path, json=body).raise_for_status()
 
 
 @contextlib.contextmanager

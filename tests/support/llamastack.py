@@ -1,4 +1,9 @@
-"""A real Llama Stack server (pinned venv, cached) whose inference goes to the scripted model."""
+"""A real Llama Stack server (pinned venv, cached) whose inference goes to the scripted model.
+
+Versions are Llama Stack releases (``0.2.24``, ``0.3.5``, ``0.7.3``) or ``ogx-<version>`` for OGX, the
+renamed successor: its CLI is ``ogx run`` (not ``llama stack run``) and it refuses plain HTTP unless
+given ``--insecure`` (docs/upstream-facts.md, Llama Stack).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,16 @@ from .processes import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "tests" / "infra"
-VERSIONS = ("0.3.5", "0.7.3")
+VERSIONS = ("0.2.24", "0.3.5", "0.7.3", "ogx-1.5.0")
+
+
+def server_command(version: str, venv: Path, port: int) -> list[str]:
+    """The command line that serves ``version``'s test config on ``port`` (both CLIs ignore the
+    config file's ``server.port``, so it is passed explicitly)."""
+    config = str(INFRA / "llama-stack" / f"run-{version}.yaml")
+    if version.startswith("ogx-"):
+        return [str(venv / "bin" / "ogx"), "run", config, "--port", str(port), "--insecure"]
+    return [str(venv / "bin" / "llama"), "stack", "run", config, "--port", str(port)]
 
 
 def llama_stack_venv(version: str) -> Path:
@@ -30,8 +44,7 @@ class LlamaStackServer:
         state_dir.mkdir(parents=True, exist_ok=True)
         self._process = ServerProcess(
             f"llama-stack {version}",
-            [str(venv / "bin" / "llama"), "stack", "run", str(INFRA / "llama-stack" / f"run-{version}.yaml"),
-             "--port", str(self.port)],
+            server_command(version, venv, self.port),
             health_url=f"{self.url}/v1/health",
             log_path=state_dir / "server.log",
             env={
@@ -40,6 +53,7 @@ class LlamaStackServer:
                 "STATE_DIR": str(state_dir),
                 "TIKTOKEN_CACHE_DIR": str(venv / "tiktoken-cache"),
                 "LLAMA_STACK_TELEMETRY_DISABLED": "1",
+                "OGX_TELEMETRY_DISABLED": "1",
             },
             cwd=state_dir,
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from .net import free_port as _free_port  # older tests import it from here
 from .threaded import ThreadedServer
 
 MODELS = ("scripted-model", "scripted-model-b")
@@ -250,12 +250,6 @@ class ScriptedModel:
             record.disconnected = True
             record.finished = time.monotonic()
             raise
-
-
-def _free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:  # `python -m tests.support.model_server` for manual runs

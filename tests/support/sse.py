@@ -1,13 +1,14 @@
-"""Reading SSE the way a browser's EventSource parser does, for assertions in tests."""
+"""Reading the backend's SSE in tests, with httpx-sse (the WHATWG parsing rules, comments dropped)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource
 
 
 @dataclass(frozen=True)
@@ -16,50 +17,30 @@ class Event:
     data: dict[str, Any]
 
 
-@dataclass
-class Decoder:
-    """Feed lines one at a time; a blank line completes an event. Comments (heartbeats) are counted."""
-
-    comments: int = 0
-    _name: str = "message"
-    _data: list[str] = field(default_factory=list)
-
-    def feed(self, raw: str) -> Event | None:
-        line = raw.rstrip("\r")
-        if line.startswith(":"):
-            self.comments += 1
-        elif line.startswith("event:"):
-            self._name = line[6:].strip()
-        elif line.startswith("data:"):
-            self._data.append(line[5:].lstrip(" "))
-        elif not line and self._data:
-            event = Event(self._name, json.loads("\n".join(self._data)))
-            self._name, self._data = "message", []
-            return event
-        return None
+def _event(name: str, data: str) -> Event:
+    return Event(name, json.loads(data))
 
 
-def parse_lines(lines: Iterable[str]) -> list[Event]:
-    decoder = Decoder()
-    events = [event for line in [*lines, ""] if (event := decoder.feed(line)) is not None]
-    return events
+def events_of(response: httpx.Response) -> Iterator[Event]:
+    """The events of a response read (or being read) synchronously; stops where the stream does."""
+    for sse in EventSource(response).iter_sse():
+        yield _event(sse.event, sse.data)
 
 
 def parse(text: str) -> list[Event]:
-    return parse_lines(text.split("\n"))
+    """The events in a complete stream's text."""
+    response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=text.encode())
+    return list(events_of(response))
 
 
-async def iter_events(response: httpx.Response, decoder: Decoder | None = None) -> AsyncIterator[Event]:
-    decoder = decoder or Decoder()
-    async for line in response.aiter_lines():
-        event = decoder.feed(line)
-        if event is not None:
-            yield event
+async def iter_events(response: httpx.Response) -> AsyncIterator[Event]:
+    async for sse in EventSource(response).aiter_sse():
+        yield _event(sse.event, sse.data)
 
 
-def answer_text(events: list[Event]) -> str:
+def answer_text(events: Iterable[Event]) -> str:
     return "".join(e.data["text"] for e in events if e.name == "token")
 
 
-def names(events: list[Event]) -> list[str]:
+def names(events: Iterable[Event]) -> list[str]:
     return [e.name for e in events]

@@ -30,16 +30,55 @@ def replace(name: str, value: str | None) -> list[tuple[str, str]]:
 
 def test_good_headers_make_an_immutable_caller() -> None:
     caller = caller_from_headers(headers(GOOD))
-    assert (caller.user, caller.app_namespace, caller.app_name, caller.project) == (
+    assert (caller.username, caller.app_namespace, caller.app_name, caller.project) == (
         "alice@example.com", "team-a", "shop", "team-a")
     assert caller.groups == ("dev", "ops") and caller.argocd_namespace == "argocd"
     with pytest.raises(dataclasses.FrozenInstanceError):
-        caller.user = "mallory"  # type: ignore[misc]
+        caller.username = "mallory"  # type: ignore[misc]
 
 
-def test_user_id_wins_over_username() -> None:
-    caller = caller_from_headers(headers([*GOOD, ("argocd-user-id", "1234-abcd")]))
-    assert caller.user == "1234-abcd"
+def test_the_caller_is_the_pair_of_username_and_user_id() -> None:
+    both = caller_from_headers(headers([*GOOD, ("argocd-user-id", "1234-abcd")]))
+    assert (both.username, both.user_id) == ("alice@example.com", "1234-abcd")
+    name_only = caller_from_headers(headers(GOOD))
+    id_only = caller_from_headers(headers([*replace("argocd-username", None), ("argocd-user-id", "1234-abcd")]))
+    assert (name_only.user_id, id_only.username) == ("", "")
+    # Forging either header alone never yields another person's identity or ownership key.
+    keys = {c.identity for c in (both, name_only, id_only)}
+    assert len(keys) == 3 and len({c.owner_key for c in (both, name_only, id_only)}) == 3
+
+
+def test_separators_inside_values_cannot_make_two_pairs_collide() -> None:
+    a = caller_from_headers(headers([*replace("argocd-username", "a\\"), ("argocd-user-id", "b")]))
+    b = caller_from_headers(headers([*replace("argocd-username", "a"), ("argocd-user-id", "\\b")]))
+    c = caller_from_headers(headers([*replace("argocd-username", 'a", "b'), ("argocd-user-id", "")]))
+    assert len({a.identity, b.identity, c.identity}) == 3
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "cn=Jane Doe,ou=People,dc=acme,dc=example",  # Dex LDAP with idAttr: DN
+        "jane.doe+argo@example.com",
+        "3f2504e0-4f89-11d3-9a0c-0305e82c3301",  # OIDC sub
+        "CiQwOGE4Njg0Yi1kYjg4LTRiNzMtOTBhOS0zY2QxNjYxZjU0NjYSBWxvY2Fs",  # Dex federated id
+        "Zoë Ünal (ops)",
+    ],
+)
+def test_real_user_ids_are_accepted_as_opaque_text(value: str) -> None:
+    caller = caller_from_headers(headers([*replace("argocd-username", None), ("argocd-user-id", value)]))
+    assert caller.user_id == value and caller.username == ""
+    caller = caller_from_headers(headers(replace("argocd-username", value)))
+    assert caller.username == value
+
+
+def test_neither_identity_header_is_refused() -> None:
+    # argocd-server --disable-auth forwards no identity: the backend cannot tell users apart.
+    with pytest.raises(ApiError) as raised:
+        caller_from_headers(headers(replace("argocd-username", None)))
+    assert raised.value.code is ErrorCode.MISSING_HEADER
+    with pytest.raises(ApiError):
+        caller_from_headers(headers([*replace("argocd-username", ""), ("argocd-user-id", " ")]))
 
 
 @pytest.mark.parametrize(
@@ -56,6 +95,14 @@ def test_user_id_wins_over_username() -> None:
         (replace("argocd-application-name", "team\u2011a:shop"), ErrorCode.BAD_APPLICATION_HEADER),
         (replace("argocd-project-name", "Team A"), ErrorCode.BAD_HEADER),
         (replace("argocd-username", "alice\nadmin"), ErrorCode.BAD_HEADER),
+        (replace("argocd-username", "alice\x1b[31m"), ErrorCode.BAD_HEADER),
+        (replace("argocd-username", "alice\x85admin"), ErrorCode.BAD_HEADER),
+        (replace("argocd-username", "al\u200bice"), ErrorCode.BAD_HEADER),  # zero-width space
+        (replace("argocd-username", "alice\u202eadmin"), ErrorCode.BAD_HEADER),  # bidi override
+        (replace("argocd-username", "alice\u2028admin"), ErrorCode.BAD_HEADER),  # line separator
+        (replace("argocd-username", "a" * 1025), ErrorCode.BAD_HEADER),
+        ([*GOOD, ("argocd-user-id", "id\x00")], ErrorCode.BAD_HEADER),
+        ([*GOOD, ("argocd-user-id", "1"), ("argocd-user-id", "2")], ErrorCode.BAD_HEADER),
         (replace("argocd-namespace", "argo/cd"), ErrorCode.BAD_HEADER),
         ([*GOOD, ("argocd-username", "mallory")], ErrorCode.BAD_HEADER),  # duplicated: refuse, don't pick
         ([*GOOD, ("argocd-application-name", "other:app")], ErrorCode.BAD_HEADER),

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from assistant_backend import stream
+from assistant_backend.context.base import ContextBundle, ContextItem
 from assistant_backend.errors import ApiError, ErrorCode
 from assistant_backend.providers.base import Usage
 from assistant_backend.requests import parse_chat
@@ -62,11 +63,11 @@ def _wire(event: object) -> str:
 def test_sse_events_are_named_json_and_round_trip() -> None:
     wire = "".join(_wire(e) for e in [
         stream.start(None, "responses", "m"),
-        stream.context({"items": [], "tokens_total": 0, "budget": 10}),
+        stream.context(ContextBundle("text", (ContextItem("logs", "Pod a/b (v1)", 7, truncated=True),), 10,
+                                     notes=("no events",)), sent=False),
         stream.token("line one\nline two: ünïcode"),
         stream.end("c1.x.y", Usage(3, 4), 12),
         stream.error(ErrorCode.LLAMA_STACK_TIMEOUT, "slow"),
-        stream.heartbeat(),
     ])
     events = parse(wire)
     assert [e.name for e in events] == ["start", "context", "token", "end", "error"]
@@ -74,7 +75,10 @@ def test_sse_events_are_named_json_and_round_trip() -> None:
     assert events[3].data == {"conversation_id": "c1.x.y", "usage": {"input_tokens": 3, "output_tokens": 4},
                               "elapsed_ms": 12}
     assert events[4].data == {"code": "llama_stack_timeout", "message": "slow"}
-    assert ": ping" in wire
+    assert events[0].data == {"conversation_id": None, "provider": "responses", "model": "m"}
+    assert events[1].data == {"items": [{"kind": "logs", "ref": "Pod a/b (v1)", "tokens": 7, "truncated": True,
+                                         "redactions": 0, "source": "kubernetes", "detail": None}], "tokens_total": 7, "budget": 10, "sent": False,
+                              "notes": ["no events"]}
     for line in wire.splitlines():  # one data line per event: newlines in text are JSON-escaped
         if line.startswith("data:"):
             json.loads(line[5:])

@@ -1,7 +1,7 @@
 """Provider stream parsing, fed with event sequences captured from real Llama Stack servers.
 
 The captures in ``data/`` were recorded from llama-stack 0.3.5 and 0.7.3 (``*-0.3.5-*``, ``*-0.7.3-*``);
-``agents-0.2-shape.sse`` is built from DESIGN.md's verified 0.2.x facts (empty first delta, tool-call
+``agents-0.2-shape.sse`` is built from the verified 0.2.x facts in docs/upstream-facts.md (Llama Stack) (empty first delta, tool-call
 arguments as an object). They are replayed over loopback HTTP so the real SDK and httpx parse them.
 """
 

@@ -1,7 +1,9 @@
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'react';
 import type { KeyboardEvent } from 'react';
 import { AssistantClient } from '../api';
-import { subjectOf, suggestions, type Application, type KubeObject } from '../resource';
+import { ArgoCDApi } from '../argocdApi';
+import { gatherAttachments, planAttachments } from '../attachments';
+import { isApplicationSet, subjectOf, suggestions, type Application, type KubeObject } from '../resource';
 import { ChatSession, sessionFor, type KeyValueStore, type SessionState, type Turn } from '../session';
 import { ContextDisclosure } from './ContextDisclosure';
 import { ErrorNote } from './ErrorNote';
@@ -40,7 +42,7 @@ function TurnView(props: { turn: Turn; busy: boolean; onRetry: (id: number) => v
         {turn.question}
       </div>
       <div className="aa-answer" data-testid="aa-answer">
-        {turn.context ? <ContextDisclosure context={turn.context} /> : null}
+        {turn.context ? <ContextDisclosure context={turn.context} notes={turn.attachmentNotes} /> : null}
         {turn.answer ? <Markdown text={turn.answer} /> : null}
         {streaming && !turn.answer ? (
           <span className="aa-thinking">{turn.context ? 'Thinking…' : 'Gathering context…'}</span>
@@ -65,10 +67,52 @@ function TurnView(props: { turn: Turn; busy: boolean; onRetry: (id: number) => v
   );
 }
 
+/** What the panel shows where there is no Application to ask about (an ApplicationSet page). */
+export function NotAnApplication(props: { variant?: 'tab' | 'flyout'; name?: string }) {
+  return (
+    <div className={`aa-panel${props.variant === 'flyout' ? ' aa-panel--flyout' : ''}`} data-testid="aa-panel">
+      <div className="aa-header">
+        <span className="aa-header__title">
+          <i className="fa fa-comments" /> Assistant
+        </span>
+      </div>
+      <div className="aa-messages">
+        <div className="aa-empty" data-testid="aa-not-an-application">
+          <p>
+            The Assistant works on Applications and their resources.
+            {props.name ? (
+              <>
+                {' '}
+                <strong>{props.name}</strong> is an ApplicationSet: open one of the Applications it generates to ask
+                about it.
+              </>
+            ) : null}
+          </p>
+        </div>
+      </div>
+    </div>
+  );
+}
+
 export function Panel(props: PanelProps) {
+  // Decided before any hook runs: this component never creates a client (no request is sent).
+  if (isApplicationSet(props.application)) {
+    return <NotAnApplication variant={props.variant} name={props.application.metadata?.name} />;
+  }
+  return <ChatPanel {...props} />;
+}
+
+function ChatPanel(props: PanelProps) {
   const subject = subjectOf(props.resource, props.application);
   const session = sessionFor(subject, () => new ChatSession(subject, new AssistantClient(subject.app), browserStorage()));
   const state = useSessionState(session);
+  // The latest props decide what to read from Argo CD's API when the user asks (attachments.ts).
+  useEffect(() => {
+    const api = new ArgoCDApi(subject.app);
+    session.setAttachmentSource((signal) =>
+      gatherAttachments(api, planAttachments(subject, props.application, props.tree, props.resource), signal),
+    );
+  });
   const [draft, setDraft] = useState('');
   const messagesRef = useRef<HTMLDivElement>(null);
   const inputRef = useRef<HTMLTextAreaElement>(null);
@@ -191,7 +235,11 @@ export function Panel(props: PanelProps) {
           className="aa-input"
           data-testid="aa-input"
           rows={2}
-          placeholder={state.turns.length ? 'Ask a follow-up question' : 'Ask a question about this resource'}
+          placeholder={
+            state.turns.length
+              ? 'Ask a follow-up question'
+              : `Ask a question about this ${subject.resource ? 'resource' : 'application'}`
+          }
           aria-label="Question"
           value={draft}
           onChange={(e) => setDraft(e.target.value)}

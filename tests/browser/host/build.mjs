@@ -1,7 +1,10 @@
 // Build the host page's React runtimes into ./build:
 //  - react16.js: React 16's own UMD files, as Argo CD <= 3.4 puts React on window;
-//  - react19.js: React 19 has no UMD build, so bundle it and put React, ReactDOM (+ client) and
-//    react/jsx-runtime on window, like Argo CD 3.5 does.
+//  - react19.js: React 19 has no UMD build, so bundle it and put React, ReactDOM and react/jsx-runtime
+//    on window, like Argo CD 3.5 does. Argo CD renders with its own bundled react-dom/client and exposes
+//    no ReactDOMClient, so neither does this page: the host keeps createRoot under a name of its own.
+//  - host-runtime.js: minimatch, the matcher Argo CD uses for extension group/kind (the version range
+//    of Argo CD's ui/package.json), for the page's own use.
 import { build } from 'esbuild';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -27,12 +30,12 @@ for (const [env, suffix] of [['production', ''], ['development', '-dev']]) await
     contents: `
       import React from 'react';
       import ReactDOM from 'react-dom';
-      import ReactDOMClient from 'react-dom/client';
+      import { createRoot } from 'react-dom/client';
       import ReactJSXRuntime from 'react/jsx-runtime';
       window.React = React;
       window.ReactDOM = ReactDOM;
-      window.ReactDOMClient = ReactDOMClient;
       window.ReactJSXRuntime = ReactJSXRuntime;
+      window.__testHostCreateRoot = createRoot;
     `,
     resolveDir: here,
     loader: 'js',
@@ -44,6 +47,14 @@ for (const [env, suffix] of [['production', ''], ['development', '-dev']]) await
   // The npm aliases: every `react`/`react-dom` import (also react-dom's own) resolves to React 19.
   alias: { react: 'react19', 'react-dom': 'react-dom19' },
   define: { 'process.env.NODE_ENV': JSON.stringify(env) },
+  logLevel: 'warning',
+});
+await build({
+  stdin: { contents: "import minimatch from 'minimatch'; window.__testHostMinimatch = minimatch;", resolveDir: here, loader: 'js' },
+  outfile: path.join(out, 'host-runtime.js'),
+  bundle: true,
+  format: 'iife',
+  platform: 'browser',
   logLevel: 'warning',
 });
 console.log(`host runtimes built in ${path.relative(process.cwd(), out)}`);

@@ -24,11 +24,10 @@
   };
   window.__hostExtensions = { resource: resourceExtensions, statusPanel: statusPanelExtensions, appView: appViewExtensions };
 
-  // Argo CD matches group and kind with minimatch; '**' also matches the core (empty) group.
+  // Argo CD matches group and kind with minimatch(value, pattern) (extensions-service.ts,
+  // getResourceTabs): '**' also matches the core (empty) group, '*' does not.
   function globMatch(pattern, value) {
-    if (pattern === '**' || pattern === '*') return true;
-    var re = new RegExp('^' + pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*') + '$');
-    return re.test(value);
+    return window.__testHostMinimatch(value, pattern);
   }
 
   function nodeKey(n) {
@@ -78,6 +77,37 @@
 
     function Summary(props) {
       return h('pre', { className: 'host-summary' }, JSON.stringify(props.resource, null, 2));
+    }
+
+    // An ApplicationSet page (Argo CD 3.4+, appset-resource-details.tsx): resource tabs registered for
+    // ('argoproj.io', 'ApplicationSet') get the ApplicationSet as both resource and application and an
+    // empty tree.
+    function AppSetPage() {
+      var appSet = config.applicationSet;
+      var tabs = [{ id: 'summary', title: 'Summary' }];
+      resourceExtensions.forEach(function (ext, i) {
+        if (globMatch(ext.group, 'argoproj.io') && globMatch(ext.kind, 'ApplicationSet')) {
+          tabs.push({ id: 'extension-' + i, title: ext.title, ext: ext });
+        }
+      });
+      var t = React.useState(params.get('tab') || 'summary');
+      var active = tabs.filter(function (x) { return x.id === t[0]; })[0] || tabs[0];
+      var resource = Object.assign({}, appSet, { status: appSet.status || {} });
+      return h(
+        'div',
+        { className: 'host-layout', 'data-testid': 'host-appset-page' },
+        h('div', { className: 'host-sliding-panel', 'data-testid': 'host-resource-panel' },
+          h('div', { className: 'host-panel-title' }, h('span', { className: 'host-panel-kind' }, 'ApplicationSet'), ' ', appSet.metadata.name),
+          h('div', { className: 'host-tabs' }, tabs.map(function (x) {
+            return h('a', {
+              key: x.id, className: 'host-tab' + (x === active ? ' host-tab--active' : ''), 'data-testid': 'host-tab',
+              'data-tab': x.title, onClick: function () { t[1](x.id); },
+            }, x.title.toUpperCase());
+          })),
+          h('div', { className: 'host-tab-content', key: active.id },
+            active.ext
+              ? h(active.ext.component, { resource: resource, tree: { nodes: [] }, application: appSet })
+              : h(Summary, { resource: resource }))));
     }
 
     function App() {
@@ -191,13 +221,15 @@
     }
 
     var root = document.getElementById('root');
-    var el = h(App);
-    if (window.ReactDOMClient && window.ReactDOMClient.createRoot) window.ReactDOMClient.createRoot(root).render(el);
+    var el = h(params.get('page') === 'appset' ? AppSetPage : App);
+    // React 19 (Argo CD 3.5) renders through the host's own createRoot; React 16 has ReactDOM.render.
+    if (window.__testHostCreateRoot) window.__testHostCreateRoot(root).render(el);
     else window.ReactDOM.render(el, root);
   }
 
   window.__startHost = function () {
-    fetch('/host-config.json', { credentials: 'same-origin' })
+    // Relative, like every URL of Argo CD's page: resolved against <base href> (sub-path installs).
+    fetch('host-config.json', { credentials: 'same-origin' })
       .then(function (r) { return r.json(); })
       .then(start)
       .catch(function (e) {

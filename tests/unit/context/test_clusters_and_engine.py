@@ -50,8 +50,15 @@ def test_client_certificates_stay_in_memory_and_load_without_leaving_files(
     ca_key, ca_cert = make_ca("cluster-ca")
     key, cert = make_serving_cert(ca_key, ca_cert, "argocd-manager", ["localhost"], ["127.0.0.1"])
     creds, _ = credentials_from_cluster_secret(
-        secret({"tlsClientConfig": {"certData": b64(_pem_cert(cert)), "keyData": b64(_pem_key(key)),
-                                    "caData": b64(_pem_cert(ca_cert))}})
+        secret(
+            {
+                "tlsClientConfig": {
+                    "certData": b64(_pem_cert(cert)),
+                    "keyData": b64(_pem_key(key)),
+                    "caData": b64(_pem_cert(ca_cert)),
+                }
+            }
+        )
     )
     assert creds is not None and creds.cert_pem == _pem_cert(cert) and creds.key_pem == _pem_key(key)
     assert creds.cert_file is None and creds.key_file is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant_backend.context.redact import MASK, Redactor, redact_text, secret_looking_name
+from assistant_backend.context.redact import LAST_APPLIED, MASK, Redactor, redact_text, secret_looking_name
 
 JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJlLXBhcnQ"
 
@@ -38,7 +38,10 @@ JWT = "eyJhbGciOiJSUzI1NiIsImtpZCI6IjEifQ.eyJzdWIiOiJzeXN0ZW06c2EifQ.c2lnbmF0dXJ
         ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
         ("args: [--db-password=hunter22, --port=5432]", "hunter22"),
         ('{"token":"abcd1234efgh"}', "abcd1234efgh"),
-        ("export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY"),
+        (
+            "export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+        ),
     ],
 )
 def test_secret_patterns_are_masked_and_counted(text: str, secret: str) -> None:
@@ -142,7 +145,8 @@ def test_objects_lose_managed_fields_last_applied_and_secret_env_values() -> Non
     }
     clean = red.obj(obj)
     assert "managedFields" not in clean["metadata"]
-    assert clean["metadata"]["annotations"] == {"team": "shop"}
+    # The copy of the spec is masked, not dropped: the reader still sees it exists.
+    assert clean["metadata"]["annotations"] == {LAST_APPLIED: MASK, "team": "shop"}
     env = clean["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env[0]["value"] == MASK and env[1]["value"] == "https://sso.example.com"
     assert env[2]["valueFrom"] == {"secretKeyRef": {"name": "s", "key": "t"}}

@@ -1,4 +1,4 @@
-"""Which models Llama Stack offers, cached briefly, and which one a request gets."""
+"""The model catalogue: which models Llama Stack offers (cached briefly) and which one a request gets."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from .providers.base import Provider
 CACHE_S = 30.0
 
 
-class ModelCatalog:
+class ModelCatalogue:
     def __init__(self, provider: Provider, configured_default: str | None) -> None:
         self._provider = provider
         self._configured_default = configured_default

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from assistant_backend.catalogue import ModelCatalogue
 from assistant_backend.errors import ApiError, ErrorCode
-from assistant_backend.models import ModelCatalog
 
 
 class ListedModels:
@@ -21,21 +21,21 @@ class ListedModels:
 
 
 async def test_first_listed_model_is_the_default() -> None:
-    catalog = ModelCatalog(ListedModels(["a", "b"]), None)  # type: ignore[arg-type]
+    catalog = ModelCatalogue(ListedModels(["a", "b"]), None)  # type: ignore[arg-type]
     assert await catalog.default() == "a"
     assert await catalog.resolve("b") == "b"
 
 
 async def test_unknown_requested_model_lists_the_available_ones() -> None:
     with pytest.raises(ApiError) as raised:
-        await ModelCatalog(ListedModels(["a", "b"]), None).resolve("c")  # type: ignore[arg-type]
+        await ModelCatalogue(ListedModels(["a", "b"]), None).resolve("c")  # type: ignore[arg-type]
     assert raised.value.code is ErrorCode.UNKNOWN_MODEL and "a, b" in raised.value.message
 
 
 async def test_configured_model_missing_from_the_server_is_not_ready() -> None:
-    catalog = ModelCatalog(ListedModels(["a"]), "gone")  # type: ignore[arg-type]
+    catalog = ModelCatalogue(ListedModels(["a"]), "gone")  # type: ignore[arg-type]
     with pytest.raises(ApiError) as raised:
         await catalog.default()
     assert raised.value.code is ErrorCode.NOT_READY
     assert "llama_stack.model 'gone'" in raised.value.message and "available: a" in raised.value.message
-    assert await ModelCatalog(ListedModels(["a", "gone"]), "gone").default() == "gone"  # type: ignore[arg-type]
+    assert await ModelCatalogue(ListedModels(["a", "gone"]), "gone").default() == "gone"  # type: ignore[arg-type]
