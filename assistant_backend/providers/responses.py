@@ -272,8 +272,10 @@ class ResponsesProvider:
         if not ids:
             return False
         client = await self._openai()
+        openai = self._openai_module
         try:
-            await client.responses.retrieve(ids[-1])  # forget() deletes every id, the last one too
+            # Plain JSON (see turns): forget() deletes every id, the last one too.
+            await client.get(f"/responses/{ids[-1]}", cast_to=object)
         except (openai.NotFoundError, openai.BadRequestError):  # 0.3.x answers 400 for an unknown id
             return False
         except Exception as exc:

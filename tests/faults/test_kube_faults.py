@@ -44,7 +44,7 @@ def _backend(start_backend: Callable[..., BackendProcess], llama: LlamaStackServ
     return start_backend(backend_config(
         llama.url, "responses", limits=UNLIMITED,
         kubernetes={"enabled": True, "kubeconfig": str(kubeconfig), "argocd_namespace": "argocd"},
-        context={"gather_deadline_s": DEADLINE_S, "call_timeout_s": CALL_TIMEOUT_S},
+        context={"gather_deadline_s": DEADLINE_S, "call_timeout_s": CALL_TIMEOUT_S, "pod_logs": "backend"},
     ))
 
 
@@ -103,7 +103,7 @@ async def test_hanging_calls_keep_the_deadline(
     backend = start_backend(backend_config(
         llama_stack_073.url, "responses", limits=UNLIMITED,
         kubernetes={"enabled": True, "kubeconfig": str(world.cluster.admin_kubeconfig), "argocd_namespace": "argocd"},
-        context={"gather_deadline_s": DEADLINE_S, "call_timeout_s": CALL_TIMEOUT_S},
+        context={"gather_deadline_s": DEADLINE_S, "call_timeout_s": CALL_TIMEOUT_S, "pod_logs": "backend"},
     ))
     fake_kubelet.log_delay_s = 60
     try:
