@@ -144,7 +144,8 @@ async def test_a_thousand_disconnects_leak_nothing(
          "model_calls": len(records), "model_calls_cancelled": cancelled}, indent=2))
 
     assert set(outcomes) <= LEFT | BUSY, outcomes
-    assert outcomes.get("left before the head", 0) + outcomes.get("left mid-stream", 0) >= DISCONNECTS * 0.9
+    # Most requests were really admitted and left (a backend that never freed slots would 429 nearly all).
+    assert outcomes.get("left before the head", 0) + outcomes.get("left mid-stream", 0) >= DISCONNECTS * 0.5
     assert after["active_streams"] == 0
     # No slot leaked: once the backend has settled, every one of the users holds none, so each can
     # open its whole allowance of streams at once.
