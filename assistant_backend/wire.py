@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .context.base import ResourceRef
 from .errors import ErrorCode
@@ -69,9 +69,6 @@ def _json_integer(value: object) -> object:
     return value
 
 
-JsonInt = Annotated[int, BeforeValidator(_json_integer)]
-
-
 class _Answer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_serialization_defaults_required=True)
 
@@ -124,11 +121,16 @@ class RevisionAttachment(_Request):
 
     type: Literal["revision"]
     revision: str = Field(max_length=255, pattern=REVISION_PATTERN)
-    source_index: JsonInt | None = Field(None, ge=0, le=99, description="For multi-source Applications")
+    source_index: int | None = Field(None, ge=0, le=99, description="For multi-source Applications")
     author: str = Field("", max_length=1024)
     date: str | None = Field(None, max_length=64)
     message: str = Field("", max_length=MAX_MESSAGE_CHARS)
     tags: list[Annotated[str, Field(max_length=255)]] = Field(default_factory=list, max_length=50)
+
+    @field_validator("source_index", mode="before")
+    @classmethod
+    def _source_index(cls, value: object) -> object:
+        return _json_integer(value)
 
 
 class LogsAttachment(_Request):

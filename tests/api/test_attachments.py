@@ -173,3 +173,12 @@ def test_a_declared_length_over_both_limits_is_413_before_the_body_is_read(api: 
     headers = {**api.headers, "Content-Type": "application/json", "Content-Length": str(4096 + 64 * 1024 + 1)}
     response = api.client.post("/v1/chat", content=b"{}" + b" " * (4096 + 64 * 1024 - 1), headers=headers)
     assert response.status_code == 413
+
+
+def test_the_published_schema_states_the_source_index_bounds(api: Api) -> None:
+    # Found by schemathesis: a before-validator once made pydantic publish "ge"/"le" instead of
+    # JSON Schema's "minimum"/"maximum", so a schema-valid-looking 64094 was refused.
+    schema = api.client.get("/v1/openapi.json", headers=api.headers).json()
+    revision = schema["components"]["schemas"]["RevisionAttachment"]["properties"]["source_index"]
+    integer = next(s for s in revision["anyOf"] if s.get("type") == "integer")
+    assert (integer["minimum"], integer["maximum"]) == (0, 99) and "ge" not in integer
