@@ -26,7 +26,7 @@ from .application import problem_resources, resource_label
 from .base import Source
 from .diff import ResourceDiff
 from .kube import KubeClient, KubeError
-from .scope import Fetch, ScopeRules
+from .scope import Fetch, ScopeRules, statefulset_claim
 
 T = TypeVar("T")
 
@@ -418,14 +418,12 @@ class Gatherer:
         if await self.rules.related_in_scope(pvc, self.fetch):
             return True
         candidates = self.snap.owners + self.snap.problems + ([self.snap.target] if self.snap.target else [])
-        for owner in candidates:
-            if owner.get("kind") != "StatefulSet" or not owned_by(pod, str(meta(owner).get("uid", ""))):
-                continue
-            for template in (owner.get("spec") or {}).get("volumeClaimTemplates") or []:
-                prefix = f"{meta(template).get('name')}-{meta(owner).get('name')}-"
-                if name.startswith(prefix) and name[len(prefix) :].isdigit():
-                    return True
-        return False
+        ours = [
+            o
+            for o in candidates
+            if o.get("kind") == "StatefulSet" and owned_by(pod, str(meta(o).get("uid", "")))
+        ]
+        return statefulset_claim(pvc, ours)
 
     async def _claim(self, namespace: str, name: str, pod: Mapping[str, Any]) -> None:
         pvc = await self._try(

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .gather import Snapshot, label, meta, uid
-from .scope import ScopeRules
+from .scope import ScopeRules, statefulset_claim
 
 InScope = Callable[[Mapping[str, Any]], bool]
 
@@ -55,21 +55,6 @@ _NODE_LABELS = (
     "kubernetes.io/hostname",
 )
 _NODE_PROBLEM_CONDITIONS = {"MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable"}
-
-
-def _statefulset_claim(obj: Mapping[str, Any], sets: Iterable[Mapping[str, Any]]) -> bool:
-    """A PVC named ``<template>-<statefulset>-<ordinal>`` of an in-scope StatefulSet."""
-    if obj.get("kind") != "PersistentVolumeClaim":
-        return False
-    name = str(meta(obj).get("name", ""))
-    for sts in sets:
-        if meta(sts).get("namespace") != meta(obj).get("namespace"):
-            continue
-        for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
-            prefix = f"{meta(template).get('name')}-{meta(sts).get('name')}-"
-            if name.startswith(prefix) and name[len(prefix) :].isdigit():
-                return True
-    return False
 
 
 def make_in_scope_by_relation(rules: ScopeRules, snap: Snapshot) -> InScope:
@@ -91,7 +76,7 @@ def make_in_scope_by_relation(rules: ScopeRules, snap: Snapshot) -> InScope:
         known = {uid(o) for o in gathered}
         if any(str(r.get("uid")) in known for r in meta(obj).get("ownerReferences") or []):
             return True
-        return _statefulset_claim(obj, (o for o in gathered if o.get("kind") == "StatefulSet"))
+        return statefulset_claim(obj, (o for o in gathered if o.get("kind") == "StatefulSet"))
 
     return in_scope_by_relation
 

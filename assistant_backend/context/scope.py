@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -301,6 +301,23 @@ class ScopeRules:
         mine = [o for o, ok in zip(objects, verdicts, strict=True) if ok]
         others = [o for o, ok in zip(objects, verdicts, strict=True) if not ok]
         return mine, others
+
+
+def statefulset_claim(pvc: Mapping[str, Any], sets: Iterable[Mapping[str, Any]]) -> bool:
+    """A PVC named ``<template>-<statefulset>-<ordinal>`` of one of ``sets`` (its claims carry no
+    owner reference; Argo CD relates them to the StatefulSet by that name)."""
+    if pvc.get("kind") != "PersistentVolumeClaim":
+        return False
+    name = str((pvc.get("metadata") or {}).get("name", ""))
+    for sts in sets:
+        sts_meta = sts.get("metadata") or {}
+        if sts_meta.get("namespace") != (pvc.get("metadata") or {}).get("namespace"):
+            continue
+        for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+            prefix = f"{(template.get('metadata') or {}).get('name')}-{sts_meta.get('name')}-"
+            if name.startswith(prefix) and name[len(prefix) :].isdigit():
+                return True
+    return False
 
 
 def refuse(ref: ResourceRef, app_label: str) -> ApiError:
