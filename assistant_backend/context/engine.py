@@ -28,15 +28,16 @@ from typing import Any, Literal
 from ..config import Settings
 from ..identity import Caller
 from ..wire import Attachment
-from .application import destination, read_application, read_argocd_cm, read_project, resources
+from .application import destination, read_application, read_argocd_cm, read_project
 from .attachments import Attached, AttachedState, check_listed, check_logs
 from .base import ContextBundle, ContextItem, ResourceRef
 from .budget import fit
 from .clusters import ClusterRegistry, Destination, load_local_credentials
 from .diff import diff_resource
 from .findings import run_rules
-from .gather import Gatherer, Snapshot, label, missing, pod_unhealthy, uid
+from .gather import Gatherer
 from .kube import KubeClient, KubeError
+from .objects import Snapshot, label, listed, missing, pod_unhealthy, uid
 from .redact import Redactor
 from .relation_walker import RelationWalker
 from .relations import dedupe_logs, make_in_scope_by_relation
@@ -308,12 +309,7 @@ class KubeContext:
         if ref.namespace:
             return ref
         listed_ns = {
-            str(r.get("namespace"))
-            for r in resources(app)
-            if (r.get("group") or "") == ref.group
-            and r.get("kind") == ref.kind
-            and r.get("name") == ref.name
-            and r.get("namespace")
+            str(e["namespace"]) for e in listed(app, ref.group, ref.kind, ref.name) if e.get("namespace")
         }
         if len(listed_ns) == 1:
             return replace(ref, namespace=listed_ns.pop())
