@@ -23,9 +23,9 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
-from ..config import Settings
+from ..config import ContextConfig, Settings
 from ..identity import Caller
 from ..wire import Attachment
 from .application import destination, read_application, read_argocd_cm, read_project
@@ -49,24 +49,14 @@ log = logging.getLogger(__name__)
 
 
 class KubeContext:
-    def __init__(
-        self,
-        registry: ClusterRegistry,
-        *,
-        budget: int,
-        log_lines: int,
-        deadline_s: float,
-        call_timeout_s: float,
-        argocd_namespace: str = "argocd",
-        pod_logs: Literal["argocd", "backend", "off"] = "argocd",
-    ) -> None:
+    def __init__(self, registry: ClusterRegistry, config: ContextConfig, *, argocd_namespace: str) -> None:
         self.registry = registry
-        self._pod_logs = pod_logs
         self._control_plane = argocd_namespace
-        self._budget = budget
-        self._log_lines = log_lines
-        self._deadline = deadline_s
-        self._call_timeout = call_timeout_s
+        self._pod_logs = config.pod_logs
+        self._budget = config.token_budget
+        self._log_lines = config.log_lines
+        self._deadline = config.gather_deadline_s
+        self._call_timeout = config.call_timeout_s
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KubeContext:
@@ -91,15 +81,7 @@ class KubeContext:
             argocd_namespace=settings.kubernetes.argocd_namespace,
             call_timeout_s=settings.context.call_timeout_s,
         )
-        return cls(
-            registry,
-            budget=settings.context.token_budget,
-            log_lines=settings.context.log_lines,
-            deadline_s=settings.context.gather_deadline_s,
-            call_timeout_s=settings.context.call_timeout_s,
-            argocd_namespace=settings.kubernetes.argocd_namespace,
-            pod_logs=settings.context.pod_logs,
-        )
+        return cls(registry, settings.context, argocd_namespace=settings.kubernetes.argocd_namespace)
 
     async def aclose(self) -> None:
         await self.registry.aclose()
