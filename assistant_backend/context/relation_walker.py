@@ -94,6 +94,16 @@ class RelationWalker:
             self.snap.note(f"could not read {what}: {exc.reason}")
             return None
 
+    async def _get(
+        self, group: str, kind: str, name: str, namespace: str | None, *, absent: str
+    ) -> dict[str, Any] | None:
+        """One object a relation points at; when it is not there, the fact ``absent`` says so."""
+        where = f"{namespace}/" if namespace else ""
+        found = await self._try(f"{kind} {where}{name}", self.client.get(group, kind, name, namespace))
+        if found is None:
+            self.facts.add(absent)
+        return dict(found) if found is not None else None
+
     async def namespace_pods(self, namespace: str) -> list[dict[str, Any]]:
         """One list of the namespace's Pods per question, shared by every walker."""
         if namespace not in self._pods_by_ns:
@@ -405,11 +415,9 @@ class RelationWalker:
         return False
 
     async def _volume(self, pvc: Mapping[str, Any], volume_name: str) -> None:
-        pv = await self._try(
-            f"PersistentVolume {volume_name}", self.client.get("", "PersistentVolume", volume_name, None)
-        )
+        absent = f"{label(pvc)} is bound to PersistentVolume {volume_name}, which does not exist"
+        pv = await self._get("", "PersistentVolume", volume_name, None, absent=absent)
         if pv is None:
-            self.facts.add(f"{label(pvc)} is bound to PersistentVolume {volume_name}, which does not exist")
             return
         claim_ref = (pv.get("spec") or {}).get("claimRef") or {}
         bound_to_claim = claim_ref.get("uid") == meta(pvc).get("uid") or (
@@ -438,11 +446,9 @@ class RelationWalker:
         )
 
     async def _storage_class(self, pvc: Mapping[str, Any], name: str) -> None:
-        sc = await self._try(
-            f"StorageClass {name}", self.client.get("storage.k8s.io", "StorageClass", name, None)
-        )
+        absent = f"{label(pvc)} asks for StorageClass {name}, which does not exist in the cluster"
+        sc = await self._get("storage.k8s.io", "StorageClass", name, None, absent=absent)
         if sc is None:
-            self.facts.add(f"{label(pvc)} asks for StorageClass {name}, which does not exist in the cluster")
             return
         self.facts.add(
             f"StorageClass {name}: provisioner {sc.get('provisioner')}, volumeBindingMode "
@@ -462,9 +468,10 @@ class RelationWalker:
         )
 
         async def one(name: str) -> None:
-            node = await self._try(f"Node {name}", self.client.get("", "Node", name, None))
+            node = await self._get(
+                "", "Node", name, None, absent=f"Node {name} (where a Pod runs) does not exist"
+            )
             if node is None:
-                self.facts.add(f"Node {name} (where a Pod runs) does not exist")
                 return
             slim = slim_node(node)
             self.facts.nodes[name] = slim
@@ -516,14 +523,11 @@ class RelationWalker:
             return
         api = str(ref.get("apiVersion", ""))
         ns = meta(hpa).get("namespace")
-        target = await self._try(
-            f"{ref.get('kind')} {ns}/{ref.get('name')}",
-            self.client.get(api_group(api), str(ref.get("kind")), str(ref.get("name")), ns),
+        absent = f"{label(hpa)} targets {ref.get('kind')} {ns}/{ref.get('name')}, which does not exist"
+        target = await self._get(
+            api_group(api), str(ref.get("kind")), str(ref.get("name")), ns, absent=absent
         )
         if target is None:
-            self.facts.add(
-                f"{label(hpa)} targets {ref.get('kind')} {ns}/{ref.get('name')}, which does not exist"
-            )
             return
         target.setdefault("kind", ref.get("kind"))
         target.setdefault("apiVersion", api)
