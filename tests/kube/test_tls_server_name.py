@@ -45,18 +45,28 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 
 @contextlib.asynccontextmanager
 async def relay(cluster: KubeCluster) -> AsyncIterator[str]:
-    """``https://127.0.0.2:<port>``, relayed byte for byte to the apiserver on 127.0.0.1."""
+    """``https://127.0.0.2:<port>``, relayed byte for byte to the apiserver on 127.0.0.1. On exit
+    every relayed connection is closed and waited for, so none outlives the test."""
     port = urlsplit(cluster.url).port
+    writers: list[asyncio.StreamWriter] = []
+    done: list[asyncio.Future[list[object]]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
-        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+        writers.extend((writer, up_writer))
+        both = asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer), return_exceptions=True)
+        done.append(both)
+        await both
 
     server = await asyncio.start_server(handle, "127.0.0.2", 0)
     try:
         yield f"https://127.0.0.2:{server.sockets[0].getsockname()[1]}"
     finally:
         server.close()
+        for writer in writers:
+            writer.close()
+        await asyncio.gather(*done, return_exceptions=True)
+        await asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
         await server.wait_closed()
 
 
