@@ -27,8 +27,8 @@ from typing import Any
 from ..errors import ApiError, ErrorCode
 from ..wire import Attachment, LogsAttachment, ManagedResourceAttachment, RevisionAttachment
 from .base import ResourceRef
-from .gather import LogTail
 from .kube import KubeError
+from .objects import LogTail, api_group
 from .scope import Fetch, ScopeRules, check_scope, refuse
 
 
@@ -64,11 +64,9 @@ def _state(index: int, name: str, text: str | None, ref: ResourceRef) -> dict[st
         raise _invalid(index, f"{name} is not a JSON object")
     found = obj.get("metadata")
     meta: dict[str, Any] = found if isinstance(found, dict) else {}
-    api = str(obj.get("apiVersion") or "")
-    group = api.split("/", 1)[0] if "/" in api else ""
     if (
         obj.get("kind") != ref.kind
-        or group != ref.group
+        or api_group(str(obj.get("apiVersion") or "")) != ref.group
         or meta.get("name") != ref.name
         or (meta.get("namespace") or None) not in (ref.namespace, None)
     ):

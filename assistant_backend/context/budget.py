@@ -20,6 +20,7 @@ from typing import Literal
 from .. import linear
 from ..linear import Regex
 from .base import Source
+from .objects import ERROR_LINE
 from .tokens import CHARS_PER_TOKEN, estimate_tokens
 
 Keep = Literal["head", "tail", "errors"]
@@ -62,11 +63,6 @@ def steer(question: str) -> frozenset[str]:
 
 MIN_SECTION_TOKENS = 40  # below this a cut section says nothing useful
 
-_ERROR = linear.compile(
-    r"(?i)\b(error|err|fatal|panic|exception|traceback|failed|failure|refused|denied|cannot|unable|"
-    r"timeout|timed out|killed|oom|not found|invalid|unauthorized|forbidden|warning)\b"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Section:
@@ -102,7 +98,7 @@ def truncate_lines(lines: Sequence[str], max_tokens: int, keep: Keep) -> list[st
         order = list(range(total - 1, -1, -1))
     else:
         recent = list(range(total - 1, -1, -1))
-        errors = [i for i in recent if _ERROR.search(lines[i])]
+        errors = [i for i in recent if ERROR_LINE.search(lines[i])]
         # the last few lines first (how it ended), then errors newest first, then the rest
         last = recent[:5]
         order = (

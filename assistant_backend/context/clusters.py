@@ -220,8 +220,6 @@ class ClusterRegistry:
             s_name = _b64(data.get("name", "")).decode(errors="replace")
             if (server and s_server == server) or (name and not server and s_name == name):
                 return await self._client_for(secret, s_server, label)
-        if name and not server and name == IN_CLUSTER_NAME:
-            return Destination(self.local, label)
         return Destination(None, label, f"destination cluster {label} is not registered in Argo CD")
 
     async def _client_for(self, secret: Mapping[str, Any], server: str, label: str) -> Destination:

@@ -23,20 +23,21 @@ import logging
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Any
 
-from ..config import Settings
+from ..config import ContextConfig, Settings
 from ..identity import Caller
 from ..wire import Attachment
-from .application import destination, read_application, read_argocd_cm, read_project, resources
+from .application import destination, read_application, read_argocd_cm, read_project
 from .attachments import Attached, AttachedState, check_listed, check_logs
 from .base import ContextBundle, ContextItem, ResourceRef
 from .budget import fit
 from .clusters import ClusterRegistry, Destination, load_local_credentials
 from .diff import diff_resource
 from .findings import run_rules
-from .gather import Gatherer, Snapshot, label, missing, pod_unhealthy, uid
+from .gather import Gatherer
 from .kube import KubeClient, KubeError
+from .objects import Snapshot, label, listed, missing, pod_unhealthy, uid
 from .redact import Redactor
 from .relation_walker import RelationWalker
 from .relations import dedupe_logs, make_in_scope_by_relation
@@ -48,24 +49,14 @@ log = logging.getLogger(__name__)
 
 
 class KubeContext:
-    def __init__(
-        self,
-        registry: ClusterRegistry,
-        *,
-        budget: int,
-        log_lines: int,
-        deadline_s: float,
-        call_timeout_s: float,
-        argocd_namespace: str = "argocd",
-        pod_logs: Literal["argocd", "backend", "off"] = "argocd",
-    ) -> None:
+    def __init__(self, registry: ClusterRegistry, config: ContextConfig, *, argocd_namespace: str) -> None:
         self.registry = registry
-        self._pod_logs = pod_logs
         self._control_plane = argocd_namespace
-        self._budget = budget
-        self._log_lines = log_lines
-        self._deadline = deadline_s
-        self._call_timeout = call_timeout_s
+        self._pod_logs = config.pod_logs
+        self._budget = config.token_budget
+        self._log_lines = config.log_lines
+        self._deadline = config.gather_deadline_s
+        self._call_timeout = config.call_timeout_s
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KubeContext:
@@ -90,15 +81,7 @@ class KubeContext:
             argocd_namespace=settings.kubernetes.argocd_namespace,
             call_timeout_s=settings.context.call_timeout_s,
         )
-        return cls(
-            registry,
-            budget=settings.context.token_budget,
-            log_lines=settings.context.log_lines,
-            deadline_s=settings.context.gather_deadline_s,
-            call_timeout_s=settings.context.call_timeout_s,
-            argocd_namespace=settings.kubernetes.argocd_namespace,
-            pod_logs=settings.context.pod_logs,
-        )
+        return cls(registry, settings.context, argocd_namespace=settings.kubernetes.argocd_namespace)
 
     async def aclose(self) -> None:
         await self.registry.aclose()
@@ -308,12 +291,7 @@ class KubeContext:
         if ref.namespace:
             return ref
         listed_ns = {
-            str(r.get("namespace"))
-            for r in resources(app)
-            if (r.get("group") or "") == ref.group
-            and r.get("kind") == ref.kind
-            and r.get("name") == ref.name
-            and r.get("namespace")
+            str(e["namespace"]) for e in listed(app, ref.group, ref.kind, ref.name) if e.get("namespace")
         }
         if len(listed_ns) == 1:
             return replace(ref, namespace=listed_ns.pop())

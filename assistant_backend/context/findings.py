@@ -1,6 +1,6 @@
 """Deterministic diagnoses: name the problem before the model sees anything.
 
-Each rule is a pure function of the :class:`~.gather.Snapshot` and returns findings that cite the
+Each rule is a pure function of the :class:`~.objects.Snapshot` and returns findings that cite the
 object and the status field, event or log line they came from, so the model (and the user) can
 check them. Rules never guess: they fire only on what Kubernetes or Argo CD said.
 """
@@ -8,7 +8,7 @@ check them. Rules never guess: they fire only on what Kubernetes or Argo CD said
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +16,18 @@ from .. import linear
 from ..linear import Match, Regex
 from .application import failed_sync_results, resource_label, resources
 from .diff import summary
-from .gather import LogTail, Snapshot, container_statuses, label, meta
+from .objects import (
+    Snapshot,
+    container_spec,
+    container_statuses,
+    label,
+    labels_selector,
+    log_evidence,
+    meta,
+    selector_matches,
+)
 
 log = logging.getLogger(__name__)
-
-ERROR_LINE = linear.compile(
-    r"(?i)\b(error|err|fatal|panic|exception|traceback|failed|failure|refused|denied|cannot|can't|unable|"
-    r"timeout|timed out|killed|oom|segfault|no such|not found|invalid|unauthorized|forbidden)\b"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,61 +43,9 @@ class Finding:
 Rule = Callable[[Snapshot], list[Finding]]
 
 
-def _events(
-    snap: Snapshot, obj: Mapping[str, Any] | None = None, reasons: Iterable[str] = ()
-) -> list[Mapping[str, Any]]:
-    wanted = set(reasons)
-    found: list[Mapping[str, Any]] = []
-    for event in snap.events:
-        involved = event.get("involvedObject") or {}
-        if obj is not None and not (
-            involved.get("uid") == meta(obj).get("uid")
-            or (involved.get("kind") == obj.get("kind") and involved.get("name") == meta(obj).get("name"))
-        ):
-            continue
-        if wanted and event.get("reason") not in wanted:
-            continue
-        found.append(event)
-    return found
-
-
 def _event_source(event: Mapping[str, Any]) -> str:
     involved = event.get("involvedObject") or {}
     return f"event {event.get('reason')} on {involved.get('kind')} {involved.get('name')}"
-
-
-def _pods(snap: Snapshot) -> list[dict[str, Any]]:
-    return [o for o in snap.objects() if o.get("kind") == "Pod"]
-
-
-def _of_kind(snap: Snapshot, kind: str) -> list[dict[str, Any]]:
-    seen: set[str] = set()
-    out = []
-    for obj in snap.objects():
-        if obj.get("kind") == kind and str(meta(obj).get("uid")) not in seen:
-            seen.add(str(meta(obj).get("uid")))
-            out.append(obj)
-    return out
-
-
-def _container_spec(pod: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    spec = pod.get("spec") or {}
-    for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or []):
-        if c.get("name") == name:
-            return dict(c)
-    return {}
-
-
-def error_lines(text: str, limit: int = 3) -> list[str]:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if ERROR_LINE.search(ln)]
-    return (errors or lines)[-limit:]
-
-
-def _log_for(snap: Snapshot, pod: Mapping[str, Any], container: str) -> LogTail | None:
-    logs = [lt for lt in snap.logs if lt.pod == meta(pod).get("name") and lt.container == container]
-    logs.sort(key=lambda lt: not lt.previous)  # the crashed instance first
-    return logs[0] if logs else None
 
 
 # ---- Pod rules ---------------------------------------------------------------------------------
@@ -103,15 +55,17 @@ _PULL = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverP
 
 def image_pull(snap: Snapshot) -> list[Finding]:
     out = []
-    for pod in _pods(snap):
+    for pod in snap.of_kind("Pod"):
         for cs in container_statuses(pod):
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") in _PULL:
-                image = cs.get("image") or _container_spec(pod, str(cs.get("name"))).get("image", "?")
+                image = cs.get("image") or container_spec(pod, str(cs.get("name"))).get("image", "?")
                 sources = [f"{label(pod)} status"]
                 detail = waiting.get("message") or ""
                 pulls = [
-                    e for e in _events(snap, pod, ["Failed"]) if "pull" in str(e.get("message", "")).lower()
+                    e
+                    for e in snap.events_about(pod, ["Failed"])
+                    if "pull" in str(e.get("message", "")).lower()
                 ]
                 if pulls:
                     detail = str(pulls[-1].get("message"))
@@ -129,7 +83,7 @@ def image_pull(snap: Snapshot) -> list[Finding]:
 
 def crash_loop(snap: Snapshot) -> list[Finding]:
     out = []
-    for pod in _pods(snap):
+    for pod in snap.of_kind("Pod"):
         for cs in container_statuses(pod):
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("reason") != "CrashLoopBackOff":
@@ -141,19 +95,14 @@ def crash_loop(snap: Snapshot) -> list[Finding]:
             )
             if last:
                 text += f", last exit code {last.get('exitCode')} reason {last.get('reason', '?')}"
-            text += ")"
-            sources = [f"{label(pod)} status"]
-            log = _log_for(snap, pod, str(cs.get("name")))
-            if log:
-                text += "; last log lines: " + " | ".join(error_lines(log.text))
-                sources.append(f"log {log.label}")
-            out.append(Finding("crash_loop", text, tuple(sources)))
+            evidence, logged = log_evidence(snap, pod, str(cs.get("name")), "last log lines")
+            out.append(Finding("crash_loop", f"{text}){evidence}", (f"{label(pod)} status", *logged)))
     return out
 
 
 def oom_killed(snap: Snapshot) -> list[Finding]:
     out = []
-    for pod in _pods(snap):
+    for pod in snap.of_kind("Pod"):
         for cs in container_statuses(pod):
             terminated = (
                 (cs.get("lastState") or {}).get("terminated")
@@ -163,7 +112,7 @@ def oom_killed(snap: Snapshot) -> list[Finding]:
             if terminated.get("reason") != "OOMKilled":
                 continue
             limit = (
-                (_container_spec(pod, str(cs.get("name"))).get("resources") or {}).get("limits") or {}
+                (container_spec(pod, str(cs.get("name"))).get("resources") or {}).get("limits") or {}
             ).get("memory", "none set")
             out.append(
                 Finding(
@@ -191,8 +140,8 @@ def _classify_scheduling(message: str) -> str:
 
 def failed_scheduling(snap: Snapshot) -> list[Finding]:
     out = []
-    for pod in _pods(snap):
-        events = _events(snap, pod, ["FailedScheduling"])
+    for pod in snap.of_kind("Pod"):
+        events = snap.events_about(pod, ["FailedScheduling"])
         condition = next(
             (
                 c
@@ -225,9 +174,9 @@ _PROBE = linear.compile(r"(?i)\b(readiness|liveness|startup) probe failed")
 
 def probe_failures(snap: Snapshot) -> list[Finding]:
     out = []
-    for pod in _pods(snap):
+    for pod in snap.of_kind("Pod"):
         latest: dict[str, Mapping[str, Any]] = {}
-        for event in _events(snap, pod, ["Unhealthy"]):
+        for event in snap.events_about(pod, ["Unhealthy"]):
             match = _PROBE.search(str(event.get("message", "")))
             if match:
                 latest[(match.group(1) or "").lower()] = event
@@ -249,13 +198,13 @@ _MISSING_KEY = linear.compile(r"(?i)couldn't find key (\S+) in (ConfigMap|Secret
 
 def missing_config(snap: Snapshot) -> list[Finding]:
     out: dict[str, Finding] = {}
-    for pod in _pods(snap):
+    for pod in snap.of_kind("Pod"):
         texts: list[tuple[str, str]] = []
         for cs in container_statuses(pod):
             waiting = (cs.get("state") or {}).get("waiting") or {}
             if waiting.get("message"):
                 texts.append((str(waiting["message"]), f"{label(pod)} status"))
-        for event in _events(snap, pod, ["FailedMount", "Failed"]):
+        for event in snap.events_about(pod, ["FailedMount", "Failed"]):
             texts.append((str(event.get("message", "")), _event_source(event)))
         for text, source in texts:
             for match in _MISSING_REF.finditer(text):
@@ -284,9 +233,9 @@ def missing_config(snap: Snapshot) -> list[Finding]:
 
 def volume_problems(snap: Snapshot) -> list[Finding]:
     out = []
-    for pvc in _of_kind(snap, "PersistentVolumeClaim"):
+    for pvc in snap.of_kind("PersistentVolumeClaim"):
         if (pvc.get("status") or {}).get("phase") == "Pending":
-            events = _events(snap, pvc)
+            events = snap.events_about(pvc)
             detail = f": {events[-1].get('message')}" if events else ""
             sources = [f"{label(pvc)} status"] + ([_event_source(events[-1])] if events else [])
             storage_class = (pvc.get("spec") or {}).get("storageClassName") or "default"
@@ -297,8 +246,8 @@ def volume_problems(snap: Snapshot) -> list[Finding]:
                     tuple(sources),
                 )
             )
-    for pod in _pods(snap):
-        for event in _events(snap, pod, ["FailedMount", "FailedAttachVolume"]):
+    for pod in snap.of_kind("Pod"):
+        for event in snap.events_about(pod, ["FailedMount", "FailedAttachVolume"]):
             if _MISSING_REF.search(str(event.get("message", ""))):
                 continue  # reported by missing_config
             out.append(
@@ -319,7 +268,7 @@ def evicted(snap: Snapshot) -> list[Finding]:
             f"{label(pod)} was evicted: {(pod.get('status') or {}).get('message', '')}",
             (f"{label(pod)} status",),
         )
-        for pod in _pods(snap)
+        for pod in snap.of_kind("Pod")
         if (pod.get("status") or {}).get("reason") == "Evicted"
     ]
 
@@ -327,20 +276,16 @@ def evicted(snap: Snapshot) -> list[Finding]:
 def container_errors(snap: Snapshot) -> list[Finding]:
     """Containers that exited non-zero outside a crash loop (Jobs, hooks, one-shot Pods)."""
     out = []
-    for pod in _pods(snap):
+    for pod in snap.of_kind("Pod"):
         for cs in container_statuses(pod):
             terminated = (cs.get("state") or {}).get("terminated") or {}
             if terminated and terminated.get("exitCode", 0) != 0 and terminated.get("reason") != "OOMKilled":
+                evidence, logged = log_evidence(snap, pod, str(cs.get("name")), "last log lines")
                 text = (
                     f"{label(pod)} container {cs.get('name')} exited with code {terminated.get('exitCode')} "
-                    f"({terminated.get('reason', 'Error')})"
+                    f"({terminated.get('reason', 'Error')}){evidence}"
                 )
-                sources = [f"{label(pod)} status"]
-                log = _log_for(snap, pod, str(cs.get("name")))
-                if log:
-                    text += "; last log lines: " + " | ".join(error_lines(log.text))
-                    sources.append(f"log {log.label}")
-                out.append(Finding("container_failed", text, tuple(sources)))
+                out.append(Finding("container_failed", text, (f"{label(pod)} status", *logged)))
     return out
 
 
@@ -351,50 +296,63 @@ def _condition(obj: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
     return next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == kind), None)
 
 
-def rollout_stuck(snap: Snapshot) -> list[Finding]:
-    out = []
-    for deploy in _of_kind(snap, "Deployment"):
-        progressing = _condition(deploy, "Progressing")
-        if progressing and progressing.get("reason") == "ProgressDeadlineExceeded":
-            status = deploy.get("status") or {}
-            out.append(
-                Finding(
-                    "rollout_stuck",
-                    f"{label(deploy)} rollout is stuck (ProgressDeadlineExceeded): {progressing.get('message', '')}; "
-                    f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available of "
-                    f"{(deploy.get('spec') or {}).get('replicas', 1)} desired",
-                    (f"{label(deploy)} status condition Progressing",),
-                )
-            )
-    return out
+def _condition_rule(
+    rule: str,
+    kind: str,
+    condition: str,
+    fires: Callable[[Mapping[str, Any]], bool],
+    describe: Callable[[Mapping[str, Any], Mapping[str, Any]], str],
+) -> Rule:
+    """A rule on one status condition of every object of a kind: ``describe(obj, condition)``
+    when ``fires(condition)``."""
+
+    def run(snap: Snapshot) -> list[Finding]:
+        return [
+            Finding(rule, describe(obj, found), (f"{label(obj)} status condition {condition}",))
+            for obj in snap.of_kind(kind)
+            if (found := _condition(obj, condition)) is not None and fires(found)
+        ]
+
+    run.__name__ = rule
+    return run
 
 
-def job_failed(snap: Snapshot) -> list[Finding]:
-    out = []
-    for job in _of_kind(snap, "Job"):
-        failed = _condition(job, "Failed")
-        if failed and failed.get("status") == "True":
-            out.append(
-                Finding(
-                    "job_failed",
-                    f"{label(job)} failed: {failed.get('reason', '')} - {failed.get('message', '')} "
-                    f"({(job.get('status') or {}).get('failed', 0)} failed Pods)",
-                    (f"{label(job)} status condition Failed",),
-                )
-            )
-    return out
+def _rollout_stuck(deploy: Mapping[str, Any], progressing: Mapping[str, Any]) -> str:
+    status = deploy.get("status") or {}
+    return (
+        f"{label(deploy)} rollout is stuck (ProgressDeadlineExceeded): {progressing.get('message', '')}; "
+        f"{status.get('updatedReplicas', 0)} updated, {status.get('availableReplicas', 0)} available of "
+        f"{(deploy.get('spec') or {}).get('replicas', 1)} desired"
+    )
+
+
+def _job_failed(job: Mapping[str, Any], failed: Mapping[str, Any]) -> str:
+    return (
+        f"{label(job)} failed: {failed.get('reason', '')} - {failed.get('message', '')} "
+        f"({(job.get('status') or {}).get('failed', 0)} failed Pods)"
+    )
+
+
+rollout_stuck = _condition_rule(
+    "rollout_stuck",
+    "Deployment",
+    "Progressing",
+    lambda c: c.get("reason") == "ProgressDeadlineExceeded",
+    _rollout_stuck,
+)
+job_failed = _condition_rule("job_failed", "Job", "Failed", lambda c: c.get("status") == "True", _job_failed)
 
 
 def service_without_endpoints(snap: Snapshot) -> list[Finding]:
     out = []
-    for svc in _of_kind(snap, "Service"):
+    for svc in snap.of_kind("Service"):
         selector = (svc.get("spec") or {}).get("selector")
         if not selector or (svc.get("spec") or {}).get("type") == "ExternalName":
             continue
         endpoints = next(
             (
                 o
-                for o in _of_kind(snap, "Endpoints")
+                for o in snap.of_kind("Endpoints")
                 if meta(o).get("name") == meta(svc).get("name")
                 and meta(o).get("namespace") == meta(svc).get("namespace")
             ),
@@ -403,12 +361,12 @@ def service_without_endpoints(snap: Snapshot) -> list[Finding]:
         ready = sum(len(s.get("addresses") or []) for s in (endpoints or {}).get("subsets") or [])
         if ready:
             continue
-        sel = ",".join(f"{k}={v}" for k, v in selector.items())
+        sel = labels_selector(selector)
         matching = [
             p
-            for p in _pods(snap)
+            for p in snap.of_kind("Pod")
             if meta(p).get("namespace") == meta(svc).get("namespace")
-            and all((meta(p).get("labels") or {}).get(k) == v for k, v in selector.items())
+            and selector_matches(selector, meta(p).get("labels") or {})
         ]
         if not matching:
             why = f"its selector {sel} matches no Pod"

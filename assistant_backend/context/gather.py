@@ -18,14 +18,26 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from ..wire import RevisionAttachment
 from .application import problem_resources, resource_label
-from .base import Source
-from .diff import ResourceDiff
 from .kube import KubeClient, KubeError
+from .objects import (
+    LogTail,
+    Snapshot,
+    about_any,
+    container_statuses,
+    group_of,
+    label,
+    labels_selector,
+    meta,
+    missing,
+    owned_by,
+    pod_unhealthy,
+    revision_of,
+    selector_string,
+    uid,
+)
 from .scope import Fetch, ScopeRules, statefulset_claim
 
 T = TypeVar("T")
@@ -46,130 +58,6 @@ _NO_LOG_REASONS = {
     "ContainerCreating",
     "PodInitializing",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class LogTail:
-    namespace: str
-    pod: str
-    container: str
-    previous: bool
-    text: str
-    source: Source = "kubernetes"  # "argocd": attached by the panel under the user's `logs, get`
-
-    @property
-    def label(self) -> str:
-        which = " (previous instance)" if self.previous else ""
-        return f"Pod {self.namespace}/{self.pod} container {self.container}{which}"
-
-
-@dataclass
-class Snapshot:
-    """Everything gathered for one question (not yet redacted)."""
-
-    app: dict[str, Any] | None = None
-    target: dict[str, Any] | None = None  # the selected live object; None for the Application
-    target_missing: bool = False
-    owners: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[dict[str, Any]] = field(default_factory=list)  # app-level: live problem objects
-    related: list[dict[str, Any]] = field(default_factory=list)  # ReplicaSets, Jobs, Endpoints, PVCs
-    pods: list[dict[str, Any]] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    logs: list[LogTail] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # From the panel's attachments (Argo CD's API, the user's session), after the scope check:
-    diffs: list[ResourceDiff] = field(default_factory=list)  # computed when rendering
-    revisions: list[RevisionAttachment] = field(default_factory=list)
-
-    def note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
-
-    def objects(self) -> list[dict[str, Any]]:
-        """Every object gathered, once (a selected Pod is also among the Pods)."""
-        found = [o for o in (self.target,) if o is not None]
-        seen: set[str] = set()
-        out = []
-        for obj in found + self.owners + self.problems + self.related + self.pods:
-            if uid(obj) not in seen:
-                seen.add(uid(obj))
-                out.append(obj)
-        return out
-
-    def add_events(self, events: Iterable[dict[str, Any]]) -> None:
-        seen = {uid(e) for e in self.events}
-        for event in events:
-            if uid(event) not in seen:
-                seen.add(uid(event))
-                self.events.append(event)
-
-
-def meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
-
-
-def uid(obj: Mapping[str, Any]) -> str:
-    return str(
-        meta(obj).get("uid") or f"{obj.get('kind')}/{meta(obj).get('namespace')}/{meta(obj).get('name')}"
-    )
-
-
-def label(obj: Mapping[str, Any]) -> str:
-    ns = meta(obj).get("namespace")
-    return f"{obj.get('kind', '?')} {ns + '/' if ns else ''}{meta(obj).get('name', '?')}"
-
-
-def group_of(obj: Mapping[str, Any]) -> str:
-    api_version = str(obj.get("apiVersion", ""))
-    return api_version.split("/", 1)[0] if "/" in api_version else ""
-
-
-def owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
-    return any(r.get("uid") == owner_uid for r in meta(obj).get("ownerReferences") or [])
-
-
-def selector_string(selector: Mapping[str, Any] | None) -> str | None:
-    """A LabelSelector (matchLabels + matchExpressions) as a ``labelSelector`` query value."""
-    if not selector:
-        return None
-    parts = [f"{k}={v}" for k, v in (selector.get("matchLabels") or {}).items()]
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(str(key))
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts) or None
-
-
-def _revision(replica_set: Mapping[str, Any]) -> int:
-    value = str((meta(replica_set).get("annotations") or {}).get("deployment.kubernetes.io/revision", "0"))
-    return int(value) if value.isdigit() else 0
-
-
-def missing(entry: Mapping[str, Any]) -> bool:
-    return ((entry.get("health") or {}).get("status")) == "Missing"
-
-
-def container_statuses(pod: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    status = pod.get("status") or {}
-    return list(status.get("initContainerStatuses") or []) + list(status.get("containerStatuses") or [])
-
-
-def pod_unhealthy(pod: Mapping[str, Any]) -> bool:
-    status = pod.get("status") or {}
-    phase = status.get("phase")
-    if phase == "Succeeded":
-        return False
-    if phase != "Running":
-        return True
-    return any(
-        not cs.get("ready") or cs.get("restartCount", 0) > 0 for cs in status.get("containerStatuses") or []
-    )
 
 
 class RelationsHook(Protocol):
@@ -219,7 +107,7 @@ class Gatherer:
             self.client.list("", "Event", ns, field_selector=field_sel, limit=MAX_EVENTS_PER_NAMESPACE),
         )
         events, _ = await asyncio.gather(events_call, self._children(obj, depth=2))
-        self.snap.add_events(e for e in events or [] if self._about(e, [obj]))
+        self.snap.add_events(e for e in events or [] if about_any(e, [obj]))
         await self._with_relations([ns] if ns else [])
 
     async def for_application(self, app: Mapping[str, Any]) -> None:
@@ -300,7 +188,7 @@ class Gatherer:
                 ),
                 self._try(f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=selector)),
             )
-            mine = sorted((rs for rs in sets or [] if owned_by(rs, owner)), key=_revision, reverse=True)
+            mine = sorted((rs for rs in sets or [] if owned_by(rs, owner)), key=revision_of, reverse=True)
             mine = mine[:2]  # the current rollout and the one before it
             self.snap.related.extend(mine)
             uids = {str(meta(rs).get("uid")) for rs in mine}
@@ -316,7 +204,7 @@ class Gatherer:
             sel = (
                 selector_string(selector)
                 if kind != "ReplicationController"
-                else ",".join(f"{k}={v}" for k, v in (selector or {}).items())
+                else labels_selector(selector or {})
             )
             pods = await self._try(
                 f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=sel)
@@ -349,7 +237,7 @@ class Gatherer:
         selector = (svc.get("spec") or {}).get("selector")
         if not selector:
             return []
-        sel = ",".join(f"{k}={v}" for k, v in selector.items())
+        sel = labels_selector(selector)
         pods = await self._try(
             f"Pods of {label(svc)}",
             self.client.list("", "Pod", meta(svc).get("namespace"), label_selector=sel),
@@ -456,21 +344,7 @@ class Gatherer:
             self.client.list("", "Event", namespace, limit=MAX_EVENTS_PER_NAMESPACE),
         )
         # Keep only events about objects we reached from the Application.
-        self.snap.add_events(e for e in events or [] if self._about(e, self.snap.objects()))
-
-    @staticmethod
-    def _about(event: Mapping[str, Any], objects: Iterable[Mapping[str, Any]]) -> bool:
-        involved = event.get("involvedObject") or {}
-        for obj in objects:
-            if involved.get("uid") and involved.get("uid") == meta(obj).get("uid"):
-                return True
-            if (
-                involved.get("kind") == obj.get("kind")
-                and involved.get("name") == meta(obj).get("name")
-                and (involved.get("namespace") or None) == (meta(obj).get("namespace") or None)
-            ):
-                return True
-        return False
+        self.snap.add_events(e for e in events or [] if about_any(e, self.snap.objects()))
 
     def _logs(self, pod: Mapping[str, Any]) -> list[Awaitable[None]]:
         calls: list[Awaitable[None]] = []

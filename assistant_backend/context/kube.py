@@ -11,6 +11,12 @@ its API client is synchronous and would block the event loop. Calls here have a 
 map HTTP failures to a few exception types the gatherer turns into plain-words notes, and use API
 discovery (cached) so kinds a cluster does not serve (batch/v1 CronJob on v1.20...) are skipped
 instead of failing.
+
+A cluster reached by an address its serving certificate does not name (an IP, a tunnel, a load
+balancer) names the certificate's host in kubeconfig's ``tls-server-name`` or the Argo CD cluster
+Secret's ``tlsClientConfig.serverName``: that name is sent as SNI and is the name the certificate is
+verified against (docs/upstream-facts.md, Kubernetes). httpx takes it per request as the
+``sni_hostname`` extension, which its transport passes to the TLS handshake as ``server_hostname``.
 """
 
 from __future__ import annotations
@@ -106,6 +112,21 @@ class ApiResource:
         return f"{base}/{segment(name)}" if name else base
 
 
+def _connect_failure(exc: BaseException) -> str:
+    """Why a connection failed, in words a user can act on: a certificate that does not verify is
+    named as such (the usual cause: reaching the cluster by an address its certificate does not name,
+    without ``tls-server-name`` / ``tlsClientConfig.serverName``)."""
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx's error wraps httpcore's, which wraps the ssl module's
+        if cause is None or isinstance(cause, ssl.SSLCertVerificationError):
+            break
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        detail = str(cause.verify_message or cause.reason or "").rstrip(".")
+        return f"cannot connect: TLS certificate verification failed ({detail})"
+    return f"cannot connect ({type(exc).__name__})"
+
+
 def segment(value: str) -> str:
     """One URL path segment: everything but unreserved characters percent-encoded, dots too."""
     if value in (".", ".."):
@@ -132,6 +153,10 @@ class KubeClient:
             http2=True,
             headers={"Accept": "application/json", "User-Agent": "argocd-assistant"},
         )
+        # Sent with every request; only a new connection's handshake uses it.
+        self._extensions = (
+            {"sni_hostname": credentials.tls_server_name} if credentials.tls_server_name else {}
+        )
         self._token: str | None = credentials.token
         self._token_read_at = float("-inf")  # read on first use
         self._groups: dict[str, str] | None = None  # group -> preferred version
@@ -156,13 +181,15 @@ class KubeClient:
 
     async def _request(self, path: str, params: Mapping[str, str] | None = None) -> httpx.Response:
         try:
-            response = await self._http.get(path, params=params, headers=await self._auth_headers())
+            response = await self._http.get(
+                path, params=params, headers=await self._auth_headers(), extensions=self._extensions
+            )
         except httpx.TimeoutException:
             raise Unreachable(f"timed out after {self._call_timeout:g}s") from None
         except httpx.TransportError as exc:
-            raise Unreachable(f"cannot connect ({type(exc).__name__})") from None
+            raise Unreachable(_connect_failure(exc)) from None
         except (OSError, ssl.SSLError) as exc:
-            raise Unreachable(f"cannot connect ({type(exc).__name__})") from None
+            raise Unreachable(_connect_failure(exc)) from None
         if response.status_code == 403:
             raise Forbidden("forbidden by RBAC", 403)
         if response.status_code == 401:

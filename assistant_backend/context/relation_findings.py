@@ -9,13 +9,22 @@ Like the rules in ``findings.py`` these are pure functions of the snapshot; they
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from .. import linear
 from .application import resource_label
-from .gather import LogTail, Snapshot, label, meta
-from .relations import facts_of, hpa_conditions, selector_matches
+from .objects import (
+    Snapshot,
+    container_spec,
+    error_lines,
+    label,
+    log_evidence,
+    meta,
+    owned_by,
+    selector_matches,
+)
+from .relations import facts_of, hpa_conditions
 
 # Imported lazily by findings.py; this module must not import findings at load time.
 FindingFactory = Callable[[str, str, tuple[str, ...]], Any]
@@ -24,48 +33,11 @@ _RBAC = linear.compile(
     r'is forbidden: User "([^"]{1,200})" cannot ([a-z]{1,20}) (?:resource )?"?([\w.-]{1,100})"?'
 )
 _ADMISSION = linear.compile(r'admission webhook "([^"]{1,200})" denied the request')
-_ERRORISH = linear.compile(r"(?i)\b(error|fatal|exception|failed)\b")
 _EXEC_FORMAT = linear.compile(r"exec format error|exec user process caused")
 _STARTED_IN = linear.compile(r"(?i)started \S+ in (\d+(?:\.\d+)?) ?s(?:econds)?")
 _LISTEN = linear.compile(r"(?i)\blisten(?:ing)?\b[^\n]{0,40}?(?::|port )(\d{2,5})\b")
 _MULTI_ATTACH = "Multi-Attach error"
 _VOLUME_AFFINITY = "volume node affinity conflict"
-
-
-def _logs_of(snap: Snapshot, pod: Mapping[str, Any], container: str | None = None) -> list[LogTail]:
-    return [
-        t
-        for t in snap.logs
-        if t.pod == meta(pod).get("name")
-        and t.namespace == meta(pod).get("namespace")
-        and (container is None or t.container == container)
-    ]
-
-
-def _pods(snap: Snapshot) -> list[dict[str, Any]]:
-    return [o for o in snap.objects() if o.get("kind") == "Pod"]
-
-
-def _of_kind(snap: Snapshot, kind: str) -> list[dict[str, Any]]:
-    return [o for o in snap.objects() if o.get("kind") == kind]
-
-
-def _pod_events(snap: Snapshot, pod: Mapping[str, Any], reasons: set[str]) -> list[Mapping[str, Any]]:
-    return [
-        e
-        for e in snap.events
-        if (e.get("involvedObject") or {}).get("name") == meta(pod).get("name")
-        and (e.get("involvedObject") or {}).get("kind") == "Pod"
-        and (not reasons or e.get("reason") in reasons)
-    ]
-
-
-def _container_spec(pod: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    spec = pod.get("spec") or {}
-    for c in list(spec.get("initContainers") or []) + list(spec.get("containers") or []):
-        if c.get("name") == name:
-            return dict(c)
-    return {}
 
 
 def _when(value: Any) -> dt.datetime | None:
@@ -108,11 +80,11 @@ class Rules:
         """Service targetPort that no container of its Pods declares (an Ingress 502).
         Source: https://stackengine.dev/ingress-502-backend-port-mismatch-nginx"""
         out = []
-        for svc in _of_kind(snap, "Service"):
+        for svc in snap.of_kind("Service"):
             selector = (svc.get("spec") or {}).get("selector") or {}
             pods = [
                 p
-                for p in _pods(snap)
+                for p in snap.of_kind("Pod")
                 if selector
                 and meta(p).get("namespace") == meta(svc).get("namespace")
                 and selector_matches(selector, meta(p).get("labels") or {})
@@ -136,7 +108,7 @@ class Rules:
                 if isinstance(target, str) and target.isdigit() and int(target) in numbers:
                     continue
                 heard = [
-                    m.group(0) for p in pods for t in _logs_of(snap, p) for m in [_LISTEN.search(t.text)] if m
+                    m.group(0) for p in pods for t in snap.logs_of(p) for m in [_LISTEN.search(t.text)] if m
                 ]
                 text = (
                     f"{label(svc)} sends port {port.get('port')} to targetPort {target}, but its Pods' containers "
@@ -151,9 +123,9 @@ class Rules:
         """An Ingress backend Service without ready endpoints (503/502 at the edge).
         Source: https://oneuptime.com/blog/post/2026-02-09-ingress-502-bad-gateway/view"""
         out = []
-        services = {(meta(s).get("namespace"), meta(s).get("name")): s for s in _of_kind(snap, "Service")}
-        endpoints = {(meta(e).get("namespace"), meta(e).get("name")): e for e in _of_kind(snap, "Endpoints")}
-        for ing in _of_kind(snap, "Ingress"):
+        services = {(meta(s).get("namespace"), meta(s).get("name")): s for s in snap.of_kind("Service")}
+        endpoints = {(meta(e).get("namespace"), meta(e).get("name")): e for e in snap.of_kind("Endpoints")}
+        for ing in snap.of_kind("Ingress"):
             ns = meta(ing).get("namespace")
             backends = set()
             for rule in (ing.get("spec") or {}).get("rules") or []:
@@ -183,7 +155,7 @@ class Rules:
         Source: https://grokdatum.github.io/grokdevops-wiki/library/case-studies/kubernetes_ops/service-no-endpoints/replay"""
         out = []
         facts = facts_of(snap)
-        for svc in _of_kind(snap, "Service"):
+        for svc in snap.of_kind("Service"):
             near = facts.nearest.get(str(meta(svc).get("uid")))
             selector = (svc.get("spec") or {}).get("selector") or {}
             if not near:
@@ -213,7 +185,7 @@ class Rules:
         https://github.com/rustyrazorblade/easy-db-lab/issues/733"""
         out = []
         facts = facts_of(snap)
-        for pod in _pods(snap):
+        for pod in snap.of_kind("Pod"):
             ns = str(meta(pod).get("namespace"))
             for container in list((pod.get("spec") or {}).get("containers") or []) + list(
                 (pod.get("spec") or {}).get("initContainers") or []
@@ -233,7 +205,7 @@ class Rules:
                                 ),
                             )
                         )
-        pending = {label(p) for p in _pods(snap) if (p.get("status") or {}).get("phase") == "Pending"}
+        pending = {label(p) for p in snap.of_kind("Pod") if (p.get("status") or {}).get("phase") == "Pending"}
         for kind, ns, name, by in facts.missing_refs:
             # A running Pod's ServiceAccount existed when it started; its absence now explains nothing.
             if kind in ("ConfigMap", "PersistentVolumeClaim", "Service") or (
@@ -254,7 +226,7 @@ class Rules:
         """An init container that keeps the Pod in Init (running forever, waiting, or failing).
         Source: https://github.com/kubernetes-retired/poseidon/issues/125"""
         out = []
-        for pod in _pods(snap):
+        for pod in snap.of_kind("Pod"):
             for cs in (pod.get("status") or {}).get("initContainerStatuses") or []:
                 state = cs.get("state") or {}
                 terminated = state.get("terminated") or {}
@@ -266,20 +238,16 @@ class Rules:
                     f"{label(pod)} init container {cs.get('name')} has not completed ({which}"
                     f"{' ' + reason if reason else ''}, restarts {cs.get('restartCount', 0)}); the app containers wait"
                 )
-                sources = [f"{label(pod)} status.initContainerStatuses"]
-                logs = _logs_of(snap, pod, str(cs.get("name")))
-                if logs:
-                    last = [ln for ln in logs[0].text.splitlines() if ln.strip()][-1:]
-                    text += f"; its log ends: {last[0].strip()}" if last else ""
-                    sources.append(f"log {logs[0].label}")
-                out.append(self.f("init_not_completing", text, tuple(sources)))
+                evidence, logged = log_evidence(snap, pod, str(cs.get("name")), "its log ends", errors=False)
+                sources = (f"{label(pod)} status.initContainerStatuses", *logged)
+                out.append(self.f("init_not_completing", text + evidence, sources))
         return out
 
     def sidecar_crash(self, snap: Snapshot) -> list[Any]:
         """One container of a Pod crash-loops while another runs (a sidecar such as a proxy).
         Source: https://github.com/GoogleCloudPlatform/cloud-sql-proxy/issues/403"""
         out = []
-        for pod in _pods(snap):
+        for pod in snap.of_kind("Pod"):
             statuses = list((pod.get("status") or {}).get("containerStatuses") or [])
             running = [cs for cs in statuses if "running" in (cs.get("state") or {})]
             for cs in statuses:
@@ -290,14 +258,11 @@ class Rules:
                     f"{label(pod)}: container {cs.get('name')} crash-loops (restarts {cs.get('restartCount', 0)}) "
                     f"while {', '.join(str(r.get('name')) for r in running)} keeps running"
                 )
-                sources = [f"{label(pod)} status.containerStatuses"]
-                logs = sorted(_logs_of(snap, pod, str(cs.get("name"))), key=lambda t: not t.previous)
-                if logs:
-                    lines = [ln.strip() for ln in logs[0].text.splitlines() if ln.strip()]
-                    if lines:
-                        text += f"; its last log line: {lines[-1]}"
-                        sources.append(f"log {logs[0].label}")
-                out.append(self.f("sidecar_crash", text, tuple(sources)))
+                evidence, logged = log_evidence(
+                    snap, pod, str(cs.get("name")), "its last log line", errors=False
+                )
+                sources = (f"{label(pod)} status.containerStatuses", *logged)
+                out.append(self.f("sidecar_crash", text + evidence, sources))
         return out
 
     def liveness_slow_start(self, snap: Snapshot) -> list[Any]:
@@ -308,14 +273,14 @@ class Rules:
         started_in = [
             (t, float(m.group(1) or 0)) for t in snap.logs for m in [_STARTED_IN.search(t.text)] if m
         ]
-        for pod in _pods(snap):
+        for pod in snap.of_kind("Pod"):
             kills = [
                 e
-                for e in _pod_events(snap, pod, {"Killing", "Unhealthy"})
+                for e in snap.events_about(pod, {"Killing", "Unhealthy"})
                 if "liveness" in str(e.get("message", "")).lower()
             ]
             for cs in (pod.get("status") or {}).get("containerStatuses") or []:
-                spec = _container_spec(pod, str(cs.get("name")))
+                spec = container_spec(pod, str(cs.get("name")))
                 probe = spec.get("livenessProbe") or {}
                 if not probe or spec.get("startupProbe") or cs.get("restartCount", 0) < 3 or not kills:
                     continue
@@ -350,8 +315,8 @@ class Rules:
         Source: https://devopsaitoolkit.com/blog/kubernetes-error-exec-format-error/"""
         out = []
         nodes = facts_of(snap).nodes
-        for pod in _pods(snap):
-            for tail in _logs_of(snap, pod):
+        for pod in snap.of_kind("Pod"):
+            for tail in snap.logs_of(pod):
                 match = _EXEC_FORMAT.search(tail.text)
                 if not match:
                     continue
@@ -362,7 +327,7 @@ class Rules:
                     or ((node or {}).get("metadata", {}).get("labels") or {}).get("kubernetes.io/arch")
                     or "unknown"
                 )
-                image = _container_spec(pod, tail.container).get("image", "?")
+                image = container_spec(pod, tail.container).get("image", "?")
                 out.append(
                     self.f(
                         "arch_mismatch",
@@ -381,10 +346,10 @@ class Rules:
         Source: https://github.com/aws/karpenter-provider-aws/issues/2971"""
         out = []
         facts = facts_of(snap)
-        for pod in _pods(snap):
+        for pod in snap.of_kind("Pod"):
             events = [
                 e
-                for e in _pod_events(snap, pod, {"FailedScheduling"})
+                for e in snap.events_about(pod, {"FailedScheduling"})
                 if _VOLUME_AFFINITY in str(e.get("message"))
             ]
             conditions = [
@@ -399,7 +364,7 @@ class Rules:
                 for v in (pod.get("spec") or {}).get("volumes") or []
             }
             zones = []
-            for pvc in _of_kind(snap, "PersistentVolumeClaim"):
+            for pvc in snap.of_kind("PersistentVolumeClaim"):
                 if meta(pvc).get("name") in claims:
                     pv = facts.volumes.get(str(meta(pvc).get("uid")))
                     for term in (
@@ -424,8 +389,8 @@ class Rules:
         """A rolling update needs a ReadWriteOnce volume on two Pods at once (Multi-Attach error).
         Source: https://github.com/Azure/AKS/issues/1919"""
         out = []
-        for pod in _pods(snap):
-            events = [e for e in _pod_events(snap, pod, set()) if _MULTI_ATTACH in str(e.get("message", ""))]
+        for pod in snap.of_kind("Pod"):
+            events = [e for e in snap.events_about(pod) if _MULTI_ATTACH in str(e.get("message", ""))]
             if not events:
                 continue
             claims = {
@@ -434,12 +399,12 @@ class Rules:
             }
             modes = [
                 f"{label(c)} {', '.join((c.get('spec') or {}).get('accessModes') or [])}"
-                for c in _of_kind(snap, "PersistentVolumeClaim")
+                for c in snap.of_kind("PersistentVolumeClaim")
                 if meta(c).get("name") in claims
             ]
             strategies = [
                 f"{label(d)} strategy {((d.get('spec') or {}).get('strategy') or {}).get('type', 'RollingUpdate')}"
-                for d in _of_kind(snap, "Deployment")
+                for d in snap.of_kind("Deployment")
             ]
             out.append(
                 self.f(
@@ -464,7 +429,7 @@ class Rules:
         """Evicted for node ephemeral-storage pressure, with the emptyDir volumes and requests.
         Source: https://github.com/kubernetes/kubernetes/issues/91600"""
         out = []
-        for pod in _pods(snap):
+        for pod in snap.of_kind("Pod"):
             status = pod.get("status") or {}
             if status.get("reason") != "Evicted" or "ephemeral-storage" not in str(status.get("message", "")):
                 continue
@@ -492,19 +457,16 @@ class Rules:
         Source: https://github.com/argoproj/argo-cd/issues/5086"""
         out = []
         for job in facts_of(snap).hook_objects:
-            for pod in _pods(snap):
-                if not any(
-                    r.get("uid") == meta(job).get("uid") for r in meta(pod).get("ownerReferences") or []
-                ):
+            for pod in snap.of_kind("Pod"):
+                if not owned_by(pod, str(meta(job).get("uid"))):
                     continue
-                for tail in _logs_of(snap, pod):
-                    lines = [ln.strip() for ln in tail.text.splitlines() if ln.strip()]
-                    errors = [ln for ln in lines if _ERRORISH.search(ln)]
-                    if errors or lines:
+                for tail in snap.logs_of(pod):
+                    said = error_lines(tail.text, limit=1)
+                    if said:
                         out.append(
                             self.f(
                                 "hook_pod_error",
-                                f"hook {label(job)} ran {label(pod)}, whose log says: {(errors or lines)[-1]}",
+                                f"hook {label(job)} ran {label(pod)}, whose log says: {said[0]}",
                                 ("Application operationState.syncResult", f"log {tail.label}"),
                             )
                         )
@@ -577,7 +539,7 @@ class Rules:
         """An HPA that cannot compute or apply a scale (ScalingActive / AbleToScale False).
         Source: https://github.com/kubernetes/kubernetes/issues/79365"""
         out = []
-        for hpa in _of_kind(snap, "HorizontalPodAutoscaler"):
+        for hpa in snap.of_kind("HorizontalPodAutoscaler"):
             for c in hpa_conditions(hpa):
                 if c.get("type") in ("ScalingActive", "AbleToScale") and c.get("status") == "False":
                     out.append(
@@ -594,8 +556,8 @@ class Rules:
         later run is skipped. Source: https://github.com/harn3ss/open-infra/issues/104"""
         out = []
         now = dt.datetime.now(dt.UTC)
-        jobs = {meta(j).get("name"): j for j in _of_kind(snap, "Job")}
-        for cron in _of_kind(snap, "CronJob"):
+        jobs = {meta(j).get("name"): j for j in snap.of_kind("Job")}
+        for cron in snap.of_kind("CronJob"):
             if (cron.get("spec") or {}).get("concurrencyPolicy") != "Forbid":
                 continue
             for active in (cron.get("status") or {}).get("active") or []:

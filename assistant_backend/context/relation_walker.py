@@ -18,8 +18,24 @@ from typing import Any
 
 from .. import linear
 from .application import resource_label, resources
-from .gather import LogTail, Snapshot, container_statuses, label, meta, pod_unhealthy, uid
 from .kube import KubeClient, KubeError
+from .objects import (
+    LogTail,
+    Snapshot,
+    api_group,
+    container_statuses,
+    label,
+    labels_selector,
+    listed,
+    meta,
+    missing,
+    owned_by,
+    pod_unhealthy,
+    revision_of,
+    selector_matches,
+    selector_string,
+    uid,
+)
 from .relations import (
     InScope,
     facts_of,
@@ -27,7 +43,6 @@ from .relations import (
     nearest_pods,
     pod_references,
     port_lines,
-    selector_matches,
     slim_node,
     slim_volume,
 )
@@ -78,6 +93,16 @@ class RelationWalker:
         except KubeError as exc:
             self.snap.note(f"could not read {what}: {exc.reason}")
             return None
+
+    async def _get(
+        self, group: str, kind: str, name: str, namespace: str | None, *, absent: str
+    ) -> dict[str, Any] | None:
+        """One object a relation points at; when it is not there, the fact ``absent`` says so."""
+        where = f"{namespace}/" if namespace else ""
+        found = await self._try(f"{kind} {where}{name}", self.client.get(group, kind, name, namespace))
+        if found is None:
+            self.facts.add(absent)
+        return dict(found) if found is not None else None
 
     async def namespace_pods(self, namespace: str) -> list[dict[str, Any]]:
         """One list of the namespace's Pods per question, shared by every walker."""
@@ -240,7 +265,7 @@ class RelationWalker:
                 if len(near) < MAX_NEAREST_PODS and await self._relatable(pod):
                     near.append(pod)
             self.facts.nearest[uid(svc)] = near
-            sel = ",".join(f"{k}={v}" for k, v in selector.items())
+            sel = labels_selector(selector)
             if near:
                 self.facts.add(
                     f"{label(svc)} selector {sel} matches no Pod; nearest Pods of this Application: "
@@ -262,17 +287,15 @@ class RelationWalker:
                 ident = (kind, ns, name)
                 if kind == "Secret":
                     # Never read: name the Secret and the key the Pod asks for.
-                    listed = any(
-                        r.get("kind") == "Secret"
-                        and r.get("name") == name
-                        and (r.get("namespace") or "") == ns
-                        for r in resources(self.snap.app or {})
+                    lists_it = any(
+                        (e.get("namespace") or "") == ns
+                        for e in listed(self.snap.app or {}, "", "Secret", name)
                     )
                     self.facts.add(
                         f"{label(pod)} references Secret {ns}/{name}"
                         + (f" key {key}" if key else "")
                         + (" (optional)" if optional else "")
-                        + ("; the Application lists it" if listed else "; not listed by the Application")
+                        + ("; the Application lists it" if lists_it else "; not listed by the Application")
                         + " (Secrets are never read)"
                     )
                     continue
@@ -379,9 +402,8 @@ class RelationWalker:
                 return False
             ref = refs[0]
             api = str(ref.get("apiVersion", ""))
-            group = api.split("/", 1)[0] if "/" in api else ""
             owner = await self._owner(
-                group, str(ref.get("kind")), str(ref.get("name")), meta(current).get("namespace")
+                api_group(api), str(ref.get("kind")), str(ref.get("name")), meta(current).get("namespace")
             )
             if owner is None or meta(owner).get("uid") != ref.get("uid"):
                 return False
@@ -393,11 +415,9 @@ class RelationWalker:
         return False
 
     async def _volume(self, pvc: Mapping[str, Any], volume_name: str) -> None:
-        pv = await self._try(
-            f"PersistentVolume {volume_name}", self.client.get("", "PersistentVolume", volume_name, None)
-        )
+        absent = f"{label(pvc)} is bound to PersistentVolume {volume_name}, which does not exist"
+        pv = await self._get("", "PersistentVolume", volume_name, None, absent=absent)
         if pv is None:
-            self.facts.add(f"{label(pvc)} is bound to PersistentVolume {volume_name}, which does not exist")
             return
         claim_ref = (pv.get("spec") or {}).get("claimRef") or {}
         bound_to_claim = claim_ref.get("uid") == meta(pvc).get("uid") or (
@@ -426,11 +446,9 @@ class RelationWalker:
         )
 
     async def _storage_class(self, pvc: Mapping[str, Any], name: str) -> None:
-        sc = await self._try(
-            f"StorageClass {name}", self.client.get("storage.k8s.io", "StorageClass", name, None)
-        )
+        absent = f"{label(pvc)} asks for StorageClass {name}, which does not exist in the cluster"
+        sc = await self._get("storage.k8s.io", "StorageClass", name, None, absent=absent)
         if sc is None:
-            self.facts.add(f"{label(pvc)} asks for StorageClass {name}, which does not exist in the cluster")
             return
         self.facts.add(
             f"StorageClass {name}: provisioner {sc.get('provisioner')}, volumeBindingMode "
@@ -450,9 +468,10 @@ class RelationWalker:
         )
 
         async def one(name: str) -> None:
-            node = await self._try(f"Node {name}", self.client.get("", "Node", name, None))
+            node = await self._get(
+                "", "Node", name, None, absent=f"Node {name} (where a Pod runs) does not exist"
+            )
             if node is None:
-                self.facts.add(f"Node {name} (where a Pod runs) does not exist")
                 return
             slim = slim_node(node)
             self.facts.nodes[name] = slim
@@ -486,15 +505,13 @@ class RelationWalker:
         if not stuck or workload.get("kind") != "Deployment":
             return
         sets = sorted(
-            (o for o in self.snap.related if o.get("kind") == "ReplicaSet" and _owned(o, uid(workload))),
-            key=lambda rs: int(
-                str((meta(rs).get("annotations") or {}).get("deployment.kubernetes.io/revision", "0")) or 0
-            ),
+            (o for o in self.snap.related if o.get("kind") == "ReplicaSet" and owned_by(o, uid(workload))),
+            key=revision_of,
             reverse=True,
         )
         for old in sets[1:2]:
             for pod in self.snap.pods:
-                if _owned(pod, uid(old)) and not pod_unhealthy(pod):
+                if owned_by(pod, uid(old)) and not pod_unhealthy(pod):
                     for cs in container_statuses(pod)[:1]:
                         self._want_log(pod, str(cs.get("name")), previous=False)
                     self.facts.add(f"{label(pod)} runs the previous revision ({label(old)})")
@@ -505,16 +522,12 @@ class RelationWalker:
         if not ref.get("name"):
             return
         api = str(ref.get("apiVersion", ""))
-        group = api.split("/", 1)[0] if "/" in api else ""
         ns = meta(hpa).get("namespace")
-        target = await self._try(
-            f"{ref.get('kind')} {ns}/{ref.get('name')}",
-            self.client.get(group, str(ref.get("kind")), str(ref.get("name")), ns),
+        absent = f"{label(hpa)} targets {ref.get('kind')} {ns}/{ref.get('name')}, which does not exist"
+        target = await self._get(
+            api_group(api), str(ref.get("kind")), str(ref.get("name")), ns, absent=absent
         )
         if target is None:
-            self.facts.add(
-                f"{label(hpa)} targets {ref.get('kind')} {ns}/{ref.get('name')}, which does not exist"
-            )
             return
         target.setdefault("kind", ref.get("kind"))
         target.setdefault("apiVersion", api)
@@ -542,7 +555,7 @@ class RelationWalker:
                     f"{(job.get('status') or {}).get('startTime', '?')}; later runs are skipped while it runs"
                 )
                 for pod in self.snap.pods:
-                    if _owned(pod, uid(job)):
+                    if owned_by(pod, uid(job)):
                         for cs in container_statuses(pod)[:1]:
                             self._want_log(pod, str(cs.get("name")), previous=False)
 
@@ -578,16 +591,11 @@ class RelationWalker:
             self._add_related(obj)
             self.facts.hook_objects.append(obj)
             if kind == "Job":
-                selector = ",".join(
-                    f"{k}={v}"
-                    for k, v in (
-                        ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
-                    ).items()
-                )
+                selector = selector_string((obj.get("spec") or {}).get("selector"))
                 pods = await self._try(
-                    f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=selector or None)
+                    f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=selector)
                 )
-                for pod in [p for p in pods or [] if _owned(p, uid(obj))][:MAX_REFERENCES]:
+                for pod in [p for p in pods or [] if owned_by(p, uid(obj))][:MAX_REFERENCES]:
                     self._add_pod(pod)
                     for cs in container_statuses(pod):
                         terminated = (cs.get("state") or {}).get("terminated") or {}
@@ -601,9 +609,7 @@ class RelationWalker:
         (a missing CRD), which is often the whole answer."""
         if self.snap.target is not None:
             return
-        for entry in [r for r in resources(app) if (r.get("health") or {}).get("status") == "Missing"][
-            :MAX_REFERENCES
-        ]:
+        for entry in [r for r in resources(app) if missing(r)][:MAX_REFERENCES]:
             group, kind, version = str(entry.get("group") or ""), str(entry.get("kind")), entry.get("version")
             served = await self._try(f"API discovery for {kind}", self.client.resource(group, kind, version))
             if served is None:
@@ -699,7 +705,3 @@ class RelationWalker:
                 f"{len(names)} object(s) reached by {relation} do not belong to this Application and are "
                 f"not shown: {shown}"
             )
-
-
-def _owned(obj: Mapping[str, Any], owner_uid: str) -> bool:
-    return any(str(r.get("uid")) == owner_uid for r in meta(obj).get("ownerReferences") or [])

@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .gather import Snapshot, label, meta, uid
+from .objects import Snapshot, group_of, label, labels_selector, meta, uid
 from .scope import ScopeRules, statefulset_claim
 
 InScope = Callable[[Mapping[str, Any]], bool]
@@ -67,10 +67,10 @@ def make_in_scope_by_relation(rules: ScopeRules, snap: Snapshot) -> InScope:
     """
 
     def in_scope_by_relation(obj: Mapping[str, Any]) -> bool:
-        api = str(obj.get("apiVersion", ""))
-        group = api.split("/", 1)[0] if "/" in api else ""
         name, namespace = str(meta(obj).get("name", "")), meta(obj).get("namespace")
-        if rules.readable(group, str(obj.get("kind", "")), name, namespace) or rules.tracking.names_app(obj):
+        if rules.readable(
+            group_of(obj), str(obj.get("kind", "")), name, namespace
+        ) or rules.tracking.names_app(obj):
             return True
         gathered = snap.objects()
         known = {uid(o) for o in gathered}
@@ -161,7 +161,8 @@ def slim_volume(pv: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def labels_text(labels: Mapping[str, Any]) -> str:
-    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()) if k != "pod-template-hash")
+    """A Pod's labels to show, sorted, without the per-ReplicaSet hash."""
+    return labels_selector({k: v for k, v in sorted(labels.items()) if k != "pod-template-hash"})
 
 
 def pod_references(pod: Mapping[str, Any]) -> list[tuple[str, str, str | None, bool]]:
@@ -182,44 +183,29 @@ def pod_references(pod: Mapping[str, Any]) -> list[tuple[str, str, str | None, b
                 if ref and ref.get("name"):
                     out.append((kind, str(ref["name"]), None, bool(ref.get("optional"))))
     for volume in spec.get("volumes") or []:
-        if (volume.get("configMap") or {}).get("name"):
-            out.append(
-                (
-                    "ConfigMap",
-                    str(volume["configMap"]["name"]),
-                    None,
-                    bool(volume["configMap"].get("optional")),
-                )
-            )
-        if (volume.get("secret") or {}).get("secretName"):
-            out.append(
-                ("Secret", str(volume["secret"]["secretName"]), None, bool(volume["secret"].get("optional")))
-            )
+        out.extend(_volume_references(volume, name_field="secretName"))
         if (volume.get("persistentVolumeClaim") or {}).get("claimName"):
             out.append(
                 ("PersistentVolumeClaim", str(volume["persistentVolumeClaim"]["claimName"]), None, False)
             )
         for source in (volume.get("projected") or {}).get("sources") or []:
-            if (source.get("configMap") or {}).get("name"):
-                out.append(
-                    (
-                        "ConfigMap",
-                        str(source["configMap"]["name"]),
-                        None,
-                        bool(source["configMap"].get("optional")),
-                    )
-                )
-            if (source.get("secret") or {}).get("name"):
-                out.append(
-                    ("Secret", str(source["secret"]["name"]), None, bool(source["secret"].get("optional")))
-                )
+            out.extend(_volume_references(source, name_field="name"))
     if spec.get("serviceAccountName"):
         out.append(("ServiceAccount", str(spec["serviceAccountName"]), None, False))
     return list(dict.fromkeys(out))
 
 
-def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
-    return all(labels.get(k) == v for k, v in selector.items())
+def _volume_references(
+    source: Mapping[str, Any], *, name_field: str
+) -> list[tuple[str, str, str | None, bool]]:
+    """The ConfigMap and Secret a volume (or one source of a projected volume) names. A volume names
+    its Secret in ``secretName``, a projected source in ``name`` (``name_field``)."""
+    out: list[tuple[str, str, str | None, bool]] = []
+    for kind, key, name_key in (("ConfigMap", "configMap", "name"), ("Secret", "secret", name_field)):
+        ref = source.get(key) or {}
+        if ref.get(name_key):
+            out.append((kind, str(ref[name_key]), None, bool(ref.get("optional"))))
+    return out
 
 
 def nearest_pods(
@@ -299,7 +285,7 @@ def relation_line(obj: Mapping[str, Any]) -> str | None:
             f"{p.get('port')}->{p.get('targetPort', p.get('port'))}{'/' + p['name'] if p.get('name') else ''}"
             for p in spec.get("ports") or []
         )
-        selector = ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items()) or "none"
+        selector = labels_selector(spec.get("selector") or {}) or "none"
         return f"{label(obj)}: type {spec.get('type', 'ClusterIP')}, selector {selector}, ports {ports or 'none'}"
     if kind == "HorizontalPodAutoscaler":
         conditions = "; ".join(

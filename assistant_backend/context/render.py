@@ -19,7 +19,7 @@ from .base import ContextItem
 from .budget import Fitted, Section
 from .diff import ResourceDiff
 from .findings import Finding
-from .gather import LogTail, Snapshot, container_statuses, label, meta
+from .objects import LogTail, Snapshot, container_statuses, label, meta
 from .redact import Redactor
 from .relations import facts_of, relation_line
 from .tokens import estimate_tokens
@@ -182,137 +182,143 @@ def _event_order(event: Mapping[str, Any]) -> str:
     )
 
 
-def build_sections(
-    snap: Snapshot, findings: Sequence[Finding], subject: str, *, with_spec: bool = True
-) -> list[Section]:
-    sections: list[Section] = []
+def build_sections(snap: Snapshot, findings: Sequence[Finding], subject: str) -> list[Section]:
+    """Every section, in priority order (the budget fills them in this order)."""
+    return [
+        _findings_section(findings, subject),
+        *_application_section(snap),
+        *_revision_sections(snap),
+        *(_diff_section(diff) for diff in snap.diffs),
+        *(_status_section(obj) for obj in _targets(snap)),
+        *_related_section(snap, subject),
+        *_relations_section(snap, subject),
+        *_events_section(snap, subject),
+        *(
+            _log_section(tail)
+            for tail in sorted(snap.logs, key=lambda t: (t.pod, t.container, not t.previous))
+        ),
+        *_target_spec_section(snap),
+        *_owner_spec_section(snap),
+    ]
 
+
+def _targets(snap: Snapshot) -> list[dict[str, Any]]:
+    """What the question is about: the selected object, else the Application's problem resources."""
+    return [snap.target] if snap.target is not None else snap.problems
+
+
+def _findings_section(findings: Sequence[Finding], subject: str) -> Section:
     red = Redactor()
     body = (
         "\n".join(red.text(f.render()) for f in findings)
         if findings
         else "- no known failure pattern matched"
     )
-    sections.append(Section("findings", subject, "Findings (deterministic checks)", body, red.count, "head"))
+    return Section("findings", subject, "Findings (deterministic checks)", body, red.count, "head")
 
-    if snap.app is not None:
-        red = Redactor()
-        sections.append(
-            Section(
-                "application",
-                f"Application {meta(snap.app).get('namespace')}/{meta(snap.app).get('name')}",
-                "Argo CD Application",
-                red.text(_with_commits(summarize(snap.app), snap.revisions)),
-                red.count,
-                "head",
-            )
+
+def _application_section(snap: Snapshot) -> list[Section]:
+    if snap.app is None:
+        return []
+    red = Redactor()
+    return [
+        Section(
+            "application",
+            f"Application {meta(snap.app).get('namespace')}/{meta(snap.app).get('name')}",
+            "Argo CD Application",
+            red.text(_with_commits(summarize(snap.app), snap.revisions)),
+            red.count,
+            "head",
         )
+    ]
 
-    if snap.app is not None:
-        for revision in sorted(snap.revisions, key=lambda r: (r.source_index or 0, r.revision)):
-            sections.append(_revision_section(revision, meta(snap.app)))
-    for diff in snap.diffs:
-        sections.append(_diff_section(diff))
 
-    targets = [snap.target] if snap.target is not None else snap.problems
-    for obj in targets:
-        red = Redactor()
-        # Redact only what this section shows, so its count is its own.
-        clean = red.obj(obj if obj.get("kind") == "Secret" else {k: v for k, v in obj.items() if k != "spec"})
-        doc: dict[str, Any] = {"metadata": _slim_meta(clean)}
-        if clean.get("status"):
-            doc["status"] = _strip(clean["status"])
-        if obj.get("kind") == "Secret":
-            doc = {k: v for k, v in clean.items() if k != "apiVersion"}
-        sections.append(
-            Section("status", label(obj), f"Live status of {label(obj)}", _yaml(doc), red.count, "head")
-        )
+def _revision_sections(snap: Snapshot) -> list[Section]:
+    if snap.app is None:
+        return []
+    revisions = sorted(snap.revisions, key=lambda r: (r.source_index or 0, r.revision))
+    return [_revision_section(revision, meta(snap.app)) for revision in revisions]
 
+
+def _status_section(obj: Mapping[str, Any]) -> Section:
+    red = Redactor()
+    # Redact only what this section shows, so its count is its own.
+    clean = red.obj(obj if obj.get("kind") == "Secret" else {k: v for k, v in obj.items() if k != "spec"})
+    doc: dict[str, Any] = {"metadata": _slim_meta(clean)}
+    if clean.get("status"):
+        doc["status"] = _strip(clean["status"])
+    if obj.get("kind") == "Secret":
+        doc = {k: v for k, v in clean.items() if k != "apiVersion"}
+    return Section("status", label(obj), f"Live status of {label(obj)}", _yaml(doc), red.count, "head")
+
+
+def _related_section(snap: Snapshot, subject: str) -> list[Section]:
     related = [o for o in snap.owners + snap.related + snap.pods if o is not snap.target]
-    if related:
+    if not related:
+        return []
+    red = Redactor()
+    lines = [red.text(_one_line(o)) for o in related]
+    title = "Related objects (owners, children, Pods)"
+    return [Section("related", subject, title, "\n".join(lines), red.count, "head")]
+
+
+def _relations_section(snap: Snapshot, subject: str) -> list[Section]:
+    """What the relation walkers established (relations.py)."""
+    facts = facts_of(snap)
+    if not facts.lines:
+        return []
+    red = Redactor()
+    title = "Relations (selectors, references, volumes, nodes, hooks, child Applications)"
+    body = "\n".join(red.text(line) for line in facts.lines)
+    return [Section("relations", subject, title, body, red.count, "head")]
+
+
+def _events_section(snap: Snapshot, subject: str) -> list[Section]:
+    if not snap.events:
+        return []
+    red = Redactor()
+    events = sorted(snap.events, key=_event_order)
+    # Warnings matter most; keep them last so a tail cut keeps them and the newest.
+    events = [e for e in events if e.get("type") != "Warning"] + [
+        e for e in events if e.get("type") == "Warning"
+    ]
+    lines = [red.text(_event_line(e)) for e in events]
+    return [Section("events", subject, f"Events ({len(lines)})", "\n".join(lines), red.count, "tail")]
+
+
+def _target_spec_section(snap: Snapshot) -> list[Section]:
+    """The selected object's spec (or, for kinds without one, its content); never a Secret's."""
+    obj = snap.target
+    if obj is None or obj.get("kind") == "Secret":
+        return []
+    red = Redactor()
+    shown = {k: v for k, v in obj.items() if k not in _NOT_CONTENT}
+    if "binaryData" in shown:  # opaque bytes: names only
+        shown["binaryData"] = sorted(shown["binaryData"] or {})
+    clean = red.obj({"kind": obj.get("kind"), **shown})
+    clean.pop("kind", None)
+    # Kinds without a spec (ConfigMap data, Endpoints subsets, RBAC rules) show their content.
+    content = clean.pop("spec", None) or {}
+    if isinstance(content, dict):
+        content = {**content, **clean}
+    if not content:
+        return []
+    title = "Spec" if "spec" in obj else "Content"
+    return [
+        Section("spec", label(obj), f"{title} of {label(obj)}", _yaml(_slim_spec(content)), red.count, "head")
+    ]
+
+
+def _owner_spec_section(snap: Snapshot) -> list[Section]:
+    """The spec of the outermost owner (the Deployment of a Pod), where a fix is usually made."""
+    out = []
+    for owner in snap.owners[-1:]:
         red = Redactor()
-        lines = [red.text(_one_line(o)) for o in related]
-        sections.append(
-            Section(
-                "related",
-                subject,
-                "Related objects (owners, children, Pods)",
-                "\n".join(lines),
-                red.count,
-                "head",
-            )
-        )
-
-    facts = facts_of(snap)  # ---- what the relation walkers established (relations.py) ----
-    if facts.lines:
-        red = Redactor()
-        sections.append(
-            Section(
-                "relations",
-                subject,
-                "Relations (selectors, references, volumes, nodes, hooks, child Applications)",
-                "\n".join(red.text(line) for line in facts.lines),
-                red.count,
-                "head",
-            )
-        )
-
-    if snap.events:
-        red = Redactor()
-        events = sorted(snap.events, key=_event_order)
-        # Warnings matter most; keep them last so a tail cut keeps them and the newest.
-        events = [e for e in events if e.get("type") != "Warning"] + [
-            e for e in events if e.get("type") == "Warning"
-        ]
-        lines = [red.text(_event_line(e)) for e in events]
-        sections.append(
-            Section("events", subject, f"Events ({len(lines)})", "\n".join(lines), red.count, "tail")
-        )
-
-    for tail in sorted(snap.logs, key=lambda t: (t.pod, t.container, not t.previous)):
-        sections.append(_log_section(tail))
-
-    if with_spec:
-        for obj in targets[:1] if snap.target is not None else []:
-            if obj.get("kind") == "Secret":
-                continue
-            red = Redactor()
-            shown = {k: v for k, v in obj.items() if k not in _NOT_CONTENT}
-            if "binaryData" in shown:  # opaque bytes: names only
-                shown["binaryData"] = sorted(shown["binaryData"] or {})
-            clean = red.obj({"kind": obj.get("kind"), **shown})
-            clean.pop("kind", None)
-            # Kinds without a spec (ConfigMap data, Endpoints subsets, RBAC rules) show their content.
-            content = clean.pop("spec", None) or {}
-            if isinstance(content, dict):
-                content = {**content, **clean}
-            if content:
-                title = "Spec" if "spec" in obj else "Content"
-                sections.append(
-                    Section(
-                        "spec",
-                        label(obj),
-                        f"{title} of {label(obj)}",
-                        _yaml(_slim_spec(content)),
-                        red.count,
-                        "head",
-                    )
-                )
-        for owner in snap.owners[-1:]:
-            red = Redactor()
-            clean = red.obj(owner)
-            if clean.get("spec"):
-                sections.append(
-                    Section(
-                        "spec",
-                        label(owner),
-                        f"Spec of {label(owner)}",
-                        _yaml(_slim_spec(clean["spec"])),
-                        red.count,
-                        "head",
-                    )
-                )
-    return sections
+        clean = red.obj(owner)
+        if clean.get("spec"):
+            body = _yaml(_slim_spec(clean["spec"]))
+            out.append(Section("spec", label(owner), f"Spec of {label(owner)}", body, red.count, "head"))
+    return out
 
 
 def _log_section(tail: LogTail) -> Section:

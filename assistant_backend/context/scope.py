@@ -30,6 +30,7 @@ from ..errors import ApiError, ErrorCode
 from ..wire import KIND_PATTERN, NAME_PATTERN
 from .application import resources
 from .base import ResourceRef
+from .objects import api_group, entry_key, group_of
 
 MAX_HOPS = 4
 TRACKING_ANNOTATION = "argocd.argoproj.io/tracking-id"
@@ -38,10 +39,6 @@ DEFAULT_INSTANCE_LABEL = "app.kubernetes.io/instance"
 # (group, kind, name, namespace) -> the object, or None when it does not exist.
 Fetch = Callable[[str, str, str, str | None], Awaitable[dict[str, Any] | None]]
 TrackingMethod = Literal["annotation", "label", "annotation+label"]
-
-
-def group_of(api_version: str) -> str:
-    return api_version.split("/", 1)[0] if "/" in api_version else ""
 
 
 def _glob(pattern: str, value: str) -> bool:
@@ -219,13 +216,7 @@ class ScopeRules:
 
     def __post_init__(self) -> None:
         for entry in resources(self.app):
-            key = (
-                str(entry.get("group") or ""),
-                str(entry.get("kind") or ""),
-                str(entry.get("name") or ""),
-                str(entry.get("namespace") or ""),
-            )
-            self._listed[key] = entry
+            self._listed[entry_key(entry)] = entry
 
     def entry(self, group: str, kind: str, name: str, namespace: str | None) -> Mapping[str, Any] | None:
         return self._listed.get((group, kind, name, namespace or ""))
@@ -256,7 +247,7 @@ class ScopeRules:
         """Is this object itself in scope (readable listed entry, or tracked)?"""
         meta = obj.get("metadata") or {}
         return self.readable(
-            group_of(str(obj.get("apiVersion", ""))),
+            group_of(obj),
             str(obj.get("kind", "")),
             str(meta.get("name", "")),
             meta.get("namespace"),
@@ -274,7 +265,7 @@ class ScopeRules:
             for ref in refs:
                 if not _valid_owner_ref(ref):
                     continue
-                group, kind, name = group_of(str(ref["apiVersion"])), str(ref["kind"]), str(ref["name"])
+                group, kind, name = api_group(str(ref["apiVersion"])), str(ref["kind"]), str(ref["name"])
                 candidate = await fetch(group, kind, name, meta.get("namespace"))
                 if candidate is None or (candidate.get("metadata") or {}).get("uid") != ref.get("uid"):
                     continue  # a stale reference to a deleted or re-created owner proves nothing

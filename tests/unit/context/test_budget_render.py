@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from assistant_backend.context.budget import Section, fit, truncate_lines
 from assistant_backend.context.findings import Finding
-from assistant_backend.context.gather import LogTail, Snapshot
+from assistant_backend.context.objects import LogTail, Snapshot
 from assistant_backend.context.render import assemble, build_sections
 from assistant_backend.context.tokens import estimate_tokens
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from assistant_backend.context.findings import RULES, Finding, run_rules
-from assistant_backend.context.gather import LogTail, Snapshot
+from assistant_backend.context.objects import LogTail, Snapshot
 
 NS = "shop"
 
