@@ -97,12 +97,19 @@ class RelationWalker:
     async def _get(
         self, group: str, kind: str, name: str, namespace: str | None, *, absent: str
     ) -> dict[str, Any] | None:
-        """One object a relation points at; when it is not there, the fact ``absent`` says so."""
+        """One object a relation points at; when the apiserver says it is not there (404), the fact
+        ``absent`` says so. A read that failed (forbidden, timeout) is a note, never "absent": the
+        model would otherwise blame a missing object that may well exist."""
         where = f"{namespace}/" if namespace else ""
-        found = await self._try(f"{kind} {where}{name}", self.client.get(group, kind, name, namespace))
+        try:
+            found = await self.client.get(group, kind, name, namespace)
+        except KubeError as exc:
+            self.snap.note(f"could not read {kind} {where}{name}: {exc.reason}")
+            return None
         if found is None:
             self.facts.add(absent)
-        return dict(found) if found is not None else None
+            return None
+        return dict(found)
 
     async def namespace_pods(self, namespace: str) -> list[dict[str, Any]]:
         """One list of the namespace's Pods per question, shared by every walker."""

@@ -15,6 +15,7 @@ import pytest
 from assistant_backend.context.budget import Section, fit, steer
 from assistant_backend.context.findings import Finding, run_rules
 from assistant_backend.context.objects import LogTail, Snapshot
+from assistant_backend.context.kube import Forbidden
 from assistant_backend.context.relation_walker import RelationWalker
 from assistant_backend.context.relations import (
     facts_of,
@@ -307,6 +308,35 @@ async def test_claim_to_mounting_pods_volume_zone_and_storage_class() -> None:
     assert "node affinity zone in b" in text and "vol-secret-handle" not in text
     assert "StorageClass fast, which does not exist" in text
     assert [p["metadata"]["name"] for p in snap.pods] == ["db-0"]
+
+
+class ForbiddingClient(FakeClient):
+    """The backend's ServiceAccount may not read cluster-scoped kinds (a common least-privilege install)."""
+
+    def __init__(self, *objects: dict[str, Any], forbidden: set[str]) -> None:
+        super().__init__(*objects)
+        self.forbidden = forbidden
+
+    async def get(
+        self, group: str, kind: str, name: str, namespace: str | None, version: str | None = None
+    ) -> Any:
+        if kind in self.forbidden:
+            raise Forbidden(f"forbidden to read {kind}", 403)
+        return await super().get(group, kind, name, namespace, version)
+
+
+async def test_an_unreadable_volume_or_storage_class_is_a_note_never_said_to_be_missing() -> None:
+    pvc = obj(
+        "PersistentVolumeClaim",
+        "data",
+        spec={"accessModes": ["ReadWriteOnce"], "volumeName": "pv-1", "storageClassName": "fast"},
+    )
+    snap = Snapshot(app=app(pvc), target=pvc)
+    await walk(snap, ForbiddingClient(pvc, forbidden={"PersistentVolume", "StorageClass"}))
+    text = "\n".join(facts_of(snap).lines)
+    assert "does not exist" not in text
+    assert any("could not read StorageClass fast: forbidden" in n for n in snap.notes)
+    assert any("could not read PersistentVolume pv-1: forbidden" in n for n in snap.notes)
 
 
 async def test_a_volume_bound_to_another_claim_is_not_shown() -> None:
