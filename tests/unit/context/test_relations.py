@@ -14,8 +14,8 @@ import pytest
 
 from assistant_backend.context.budget import Section, fit, steer
 from assistant_backend.context.findings import Finding, run_rules
-from assistant_backend.context.objects import LogTail, Snapshot
 from assistant_backend.context.kube import Forbidden
+from assistant_backend.context.objects import LogTail, Snapshot
 from assistant_backend.context.relation_walker import RelationWalker
 from assistant_backend.context.relations import (
     facts_of,
