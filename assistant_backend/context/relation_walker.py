@@ -20,6 +20,7 @@ from .. import linear
 from .application import resource_label, resources
 from .gather import LogTail, Snapshot, container_statuses, label, meta, pod_unhealthy, uid
 from .kube import KubeClient, KubeError
+from .reads import Reads
 from .relations import (
     InScope,
     facts_of,
@@ -58,8 +59,10 @@ class RelationWalker:
         log_lines: int,
         read_logs: bool = True,
         question: str = "",
+        reads: Reads | None = None,
     ) -> None:
         self.client = client
+        self.reads = reads  # the question's shared lists and GETs (reads.py): stage 1, not one per hop
         self.snap = snap
         self.in_scope = in_scope_by_relation
         self.log_lines = log_lines
@@ -81,6 +84,8 @@ class RelationWalker:
 
     async def namespace_pods(self, namespace: str) -> list[dict[str, Any]]:
         """One list of the namespace's Pods per question, shared by every walker."""
+        if self.reads is not None:
+            return await self.reads.pods(namespace)
         if namespace not in self._pods_by_ns:
 
             async def load() -> list[dict[str, Any]]:
@@ -364,9 +369,10 @@ class RelationWalker:
         """Owners are shared (every Pod of a ReplicaSet): one read each per question."""
         key = (group, kind, name, namespace)
         if key not in self._owners:
-            self._owners[key] = asyncio.ensure_future(
-                self._try(f"{kind} {namespace}/{name}", self.client.get(group, kind, name, namespace))
+            read = (self.reads.fetch if self.reads is not None else self.client.get)(
+                group, kind, name, namespace
             )
+            self._owners[key] = asyncio.ensure_future(self._try(f"{kind} {namespace}/{name}", read))
         found = await self._owners[key]
         return dict(found) if found is not None else None
 
