@@ -38,6 +38,7 @@ from .findings import run_rules
 from .gather import Gatherer
 from .kube import KubeClient, KubeError
 from .objects import Snapshot, label, listed, missing, pod_unhealthy, uid
+from .reads import Reads
 from .redact import Redactor
 from .relation_walker import RelationWalker
 from .relations import dedupe_logs, make_in_scope_by_relation
@@ -258,9 +259,13 @@ class KubeContext:
                     "the backend cannot verify that the Pods belong to the Application"
                 )
             return
-        fetch = _memoized(dest.client)
-        await self._gather(snap, dest, caller, resource, rules, fetch, question)
-        await self._attached_logs(snap, caller, rules, attached, fetch)
+        # One list per namespace and kind, one GET per object, per question (reads.py).
+        reads = Reads(dest.client, rules, snap.note)
+        try:
+            await self._gather(snap, dest, caller, resource, rules, reads, question)
+            await self._attached_logs(snap, caller, rules, attached, reads.fetch)
+        finally:
+            reads.close()
 
     async def _attached_logs(
         self, snap: Snapshot, caller: Caller, rules: ScopeRules, attached: Attached, fetch: Fetch
@@ -324,11 +329,12 @@ class KubeContext:
         caller: Caller,
         resource: ResourceRef | None,
         rules: ScopeRules,
-        fetch: Fetch,
+        reads: Reads,
         question: str = "",
     ) -> None:
         assert dest.client is not None and snap.app is not None
         client = dest.client
+        fetch = reads.fetch
         read_logs = self._pod_logs == "backend"
         # Relation walkers (relations.py): what sits one or two hops away, under the same scope rules.
         walker = RelationWalker(
@@ -338,9 +344,17 @@ class KubeContext:
             log_lines=self._log_lines,
             question=question,
             read_logs=read_logs,
+            reads=reads,
         )
         gatherer = Gatherer(
-            client, snap, rules, fetch, log_lines=self._log_lines, read_logs=read_logs, relations=walker
+            client,
+            snap,
+            rules,
+            fetch,
+            log_lines=self._log_lines,
+            read_logs=read_logs,
+            relations=walker,
+            reads=reads,
         )
 
         try:
@@ -357,6 +371,14 @@ class KubeContext:
                         f"Secret {resource.namespace}/{resource.name}: contents are never read by design"
                     )
                     return
+                # Stage 1 goes out with the scope check's own read: for a readable listed entry
+                # (scope decided without a read) its events and namespace lists; for anything else
+                # only the owners its name suggests, so the owner chain is not one stage per hop.
+                entry = rules.entry(resource.group, resource.kind, resource.name, resource.namespace)
+                if entry is not None and rules.unreadable_reason(entry) is None:
+                    gatherer.start(resource.group, resource.kind, resource.name, resource.namespace)
+                elif entry is None:
+                    reads.prefetch_owners(resource.group, resource.kind, resource.name, resource.namespace)
                 try:
                     scoped = await check_scope(rules, resource, fetch, caller.application)
                 except KubeError as exc:
@@ -394,23 +416,6 @@ class KubeContext:
                 snap.note(
                     f"gathering stopped at the {self._deadline:g}s deadline; some objects were not read"
                 )
-
-
-def _memoized(client: KubeClient) -> Fetch:
-    """One GET per object per request, however many Pods name the same ReplicaSet as owner."""
-    cache: dict[tuple[str, str, str, str | None], asyncio.Task[dict[str, Any] | None]] = {}
-
-    async def fetch(group: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
-        key = (group, kind, name, namespace)
-        if key not in cache:
-            task = asyncio.ensure_future(client.get(group, kind, name, namespace))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, even if unawaited
-            cache[key] = task
-        # Shielded: one caller hitting the deadline must not cancel the read another one waits for.
-        found = await asyncio.shield(cache[key])
-        return dict(found) if found is not None else None  # callers may fill in fields
-
-    return fetch
 
 
 def _canonical_order(snap: Snapshot) -> None:

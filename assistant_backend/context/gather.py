@@ -17,7 +17,7 @@ those: a shared namespace never leaks another application's events or logs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from .application import problem_resources, resource_label
@@ -29,15 +29,18 @@ from .objects import (
     container_statuses,
     group_of,
     label,
+    label_selector_matches,
     labels_selector,
     meta,
     missing,
     owned_by,
     pod_unhealthy,
     revision_of,
+    selector_matches,
     selector_string,
     uid,
 )
+from .reads import MAX_EVENTS_PER_NAMESPACE, Reads
 from .scope import Fetch, ScopeRules, statefulset_claim
 
 T = TypeVar("T")
@@ -45,7 +48,7 @@ T = TypeVar("T")
 MAX_PROBLEM_RESOURCES = 8  # Application-level questions: how many problem resources to look into
 MAX_PODS = 10
 MAX_LOG_PODS = 3
-MAX_EVENTS_PER_NAMESPACE = 500
+MAX_EVENT_READS = 20  # per-object event reads when a namespace's event list was cut
 
 # Waiting reasons where the container never started, so there is no log to read.
 _NO_LOG_REASONS = {
@@ -81,11 +84,15 @@ class Gatherer:
         log_lines: int,
         read_logs: bool = True,
         relations: RelationsHook | None = None,
+        reads: Reads | None = None,
     ) -> None:
         self.client = client
         self.snap = snapshot
         self.rules = rules
         self.fetch = fetch  # memoized GET, shared with the scope check
+        # Stage-1 lists by namespace and kind (reads.py), shared with the scope check and walkers.
+        self.reads = reads if reads is not None else Reads(client, rules, snapshot.note)
+        self._target_events: dict[tuple[str, str, str | None], asyncio.Task[list[dict[str, Any]] | None]] = {}
         self.log_lines = log_lines
         self.read_logs = read_logs  # context.pod_logs: backend
         self.relations = relations
@@ -99,16 +106,41 @@ class Gatherer:
 
     # ---- entry points ----
 
+    def start(self, group: str, kind: str, name: str, namespace: str | None) -> None:
+        """Stage 1 for a selection whose scope is already decided without a read (a readable
+        listed entry): its events and the namespace lists its children come from, issued with
+        its own GET instead of after it."""
+        self.reads.start_for(group, kind, name, namespace)
+        self._events_of(kind, name, namespace)
+
+    def _events_of(
+        self, kind: str, name: str, namespace: str | None
+    ) -> asyncio.Task[list[dict[str, Any]] | None]:
+        key = (kind, name, namespace)
+        if key not in self._target_events:
+            field_sel = f"involvedObject.name={name},involvedObject.kind={kind}"
+            what = f"events of {kind} {namespace + '/' if namespace else ''}{name}"
+            call = self.client.list(
+                "", "Event", namespace, field_selector=field_sel, limit=MAX_EVENTS_PER_NAMESPACE
+            )
+            self._target_events[key] = asyncio.ensure_future(self._try(what, call))
+        return self._target_events[key]
+
     async def for_resource(self, obj: dict[str, Any]) -> None:
         ns = meta(obj).get("namespace")
-        field_sel = f"involvedObject.name={meta(obj).get('name')},involvedObject.kind={obj.get('kind')}"
-        events_call = self._try(
-            f"events of {label(obj)}",
-            self.client.list("", "Event", ns, field_selector=field_sel, limit=MAX_EVENTS_PER_NAMESPACE),
-        )
-        events, _ = await asyncio.gather(events_call, self._children(obj, depth=2))
-        self.snap.add_events(e for e in events or [] if about_any(e, [obj]))
-        await self._with_relations([ns] if ns else [])
+        self.reads.start_for(group_of(obj), str(obj.get("kind")), str(meta(obj).get("name")), ns)
+        events_call = self._events_of(str(obj.get("kind")), str(meta(obj).get("name")), ns)
+
+        async def own_events() -> None:
+            events = await asyncio.shield(events_call)
+            self.snap.add_events(e for e in events or [] if about_any(e, [obj]))
+
+        async def children_then_the_rest() -> None:
+            await self._children(obj, depth=2)
+            await self._with_relations([ns] if ns else [])
+
+        # Its own events are not waited for: logs start as soon as the children (Pods) are known.
+        await asyncio.gather(own_events(), children_then_the_rest())
 
     async def for_application(self, app: Mapping[str, Any]) -> None:
         problems = problem_resources(app)
@@ -135,6 +167,13 @@ class Gatherer:
             self.snap.note(
                 f"looked into the first {MAX_PROBLEM_RESOURCES} of {len(readable)} problem resources"
             )
+        for listed in entries:  # stage 1: the lists their children come from, with their own GETs
+            self.reads.start_for(
+                str(listed.get("group") or ""),
+                str(listed.get("kind")),
+                str(listed.get("name")),
+                listed.get("namespace") or None,
+            )
 
         async def one(entry: Mapping[str, Any]) -> None:
             group, kind = entry.get("group") or "", str(entry.get("kind"))
@@ -153,6 +192,7 @@ class Gatherer:
                 await self.note_missing(group, kind, resource_label(entry), entry.get("version"))
                 return
             obj.setdefault("kind", entry.get("kind"))
+            self.reads.seed(obj, group)
             self.snap.problems.append(obj)
             await self._children(obj, depth=1)
 
@@ -180,13 +220,20 @@ class Gatherer:
         if kind == "Pod":
             self._add_pods([obj])
         elif (group, kind) == ("apps", "Deployment"):
-            selector = selector_string(spec.get("selector"))
+            selector = spec.get("selector")
             sets, pods = await asyncio.gather(
-                self._try(
+                self._selected(
+                    ("apps", "ReplicaSet", ns),
+                    lambda labels: label_selector_matches(selector, labels),
                     f"ReplicaSets of {label(obj)}",
-                    self.client.list("apps", "ReplicaSet", ns, label_selector=selector),
+                    selector_string(selector),
                 ),
-                self._try(f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=selector)),
+                self._selected(
+                    ("", "Pod", ns),
+                    lambda labels: label_selector_matches(selector, labels),
+                    f"Pods of {label(obj)}",
+                    selector_string(selector),
+                ),
             )
             mine = sorted((rs for rs in sets or [] if owned_by(rs, owner)), key=revision_of, reverse=True)
             mine = mine[:2]  # the current rollout and the one before it
@@ -201,17 +248,21 @@ class Gatherer:
             ("", "ReplicationController"),
         }:
             selector = spec.get("selector")
-            sel = (
-                selector_string(selector)
-                if kind != "ReplicationController"
-                else labels_selector(selector or {})
-            )
-            pods = await self._try(
-                f"Pods of {label(obj)}", self.client.list("", "Pod", ns, label_selector=sel)
+            rc = kind == "ReplicationController"
+            sel = selector_string(selector) if not rc else labels_selector(selector or {})
+            pods = await self._selected(
+                ("", "Pod", ns),
+                lambda labels: (
+                    selector_matches(selector, labels) if rc else label_selector_matches(selector, labels)
+                ),
+                f"Pods of {label(obj)}",
+                sel,
             )
             self._add_pods([p for p in pods or [] if owned_by(p, owner)])
         elif (group, kind) == ("batch", "CronJob"):
-            jobs = await self._try(f"Jobs of {label(obj)}", self.client.list("batch", "Job", ns))
+            # The namespace's Jobs, as before: one list (reads.py), limit included.
+            listed = await self.reads.listed("batch", "Job", ns) if ns else None
+            jobs = list(listed.items) if listed is not None else None
             mine = sorted(
                 (j for j in jobs or [] if owned_by(j, owner)),
                 key=lambda j: str(meta(j).get("creationTimestamp", "")),
@@ -224,7 +275,7 @@ class Gatherer:
             endpoints, pods = await asyncio.gather(
                 self._try(
                     f"Endpoints of {label(obj)}",
-                    self.client.get("", "Endpoints", str(meta(obj).get("name")), ns),
+                    self.reads.fetch("", "Endpoints", str(meta(obj).get("name")), ns),
                 ),
                 self._pods_for_service(obj),
             )
@@ -238,9 +289,11 @@ class Gatherer:
         if not selector:
             return []
         sel = labels_selector(selector)
-        pods = await self._try(
+        pods = await self._selected(
+            ("", "Pod", meta(svc).get("namespace")),
+            lambda labels: selector_matches(selector, labels),
             f"Pods of {label(svc)}",
-            self.client.list("", "Pod", meta(svc).get("namespace"), label_selector=sel),
+            sel,
         )
         if not pods:
             return pods
@@ -253,6 +306,25 @@ class Gatherer:
                 "(not shown)"
             )
         return mine
+
+    async def _selected(
+        self,
+        what: tuple[str, str, str | None],
+        matches: Callable[[Mapping[str, Any]], bool],
+        label_text: str,
+        selector: str | None,
+    ) -> list[dict[str, Any]] | None:
+        """The objects of a kind a selector picks in a namespace: filtered from the namespace's one
+        list (reads.py) when it holds them all, else (the list was cut) read by the selector as
+        one call of their own. A failed list is not retried: its note says what is missing."""
+        group, kind, ns = what
+        if ns:
+            listed = await self.reads.listed(group, kind, ns)
+            if listed is None:
+                return None
+            if not listed.cut:
+                return [dict(o) for o in listed.items if matches(meta(o).get("labels") or {})]
+        return await self._try(label_text, self.client.list(group, kind, ns, label_selector=selector))
 
     def _add_pods(self, pods: Iterable[dict[str, Any]]) -> None:
         known = {uid(p) for p in self.snap.pods}
@@ -314,37 +386,46 @@ class Gatherer:
         return statefulset_claim(pvc, ours)
 
     async def _claim(self, namespace: str, name: str, pod: Mapping[str, Any]) -> None:
+        # The claim's events are read alongside the claim (one stage), and kept only if it is ours.
+        events_call = self._events_of("PersistentVolumeClaim", name, namespace)
         pvc = await self._try(
             f"PersistentVolumeClaim {namespace}/{name}",
             self.client.get("", "PersistentVolumeClaim", name, namespace),
         )
-        if pvc is not None:
-            pvc.setdefault("kind", "PersistentVolumeClaim")
-            if not await self._claim_in_scope(pvc, pod):
-                self.snap.note(
-                    f"PersistentVolumeClaim {namespace}/{name}, used by {label(pod)}, is not part of the "
-                    "Application (not shown)"
-                )
-                return
-            self.snap.related.append(pvc)
-            events = await self._try(
-                f"events of PersistentVolumeClaim {namespace}/{name}",
-                self.client.list(
-                    "",
-                    "Event",
-                    namespace,
-                    field_selector=f"involvedObject.name={name},involvedObject.kind=PersistentVolumeClaim",
-                ),
+        if pvc is None:
+            events_call.cancel()
+            return
+        pvc.setdefault("kind", "PersistentVolumeClaim")
+        if not await self._claim_in_scope(pvc, pod):
+            events_call.cancel()
+            self.snap.note(
+                f"PersistentVolumeClaim {namespace}/{name}, used by {label(pod)}, is not part of the "
+                "Application (not shown)"
             )
-            self.snap.add_events(events or [])
+            return
+        self.snap.related.append(pvc)
+        events = await asyncio.shield(events_call)
+        self.snap.add_events(events or [])
 
     async def _namespace_events(self, namespace: str) -> None:
-        events = await self._try(
-            f"events in namespace {namespace}",
-            self.client.list("", "Event", namespace, limit=MAX_EVENTS_PER_NAMESPACE),
-        )
+        """The namespace's events, one list started in stage 1 (reads.py). When the server cut it,
+        the objects reached in that namespace have their events read one by one as well."""
+        listed = await self.reads.listed("", "Event", namespace)
         # Keep only events about objects we reached from the Application.
-        self.snap.add_events(e for e in events or [] if about_any(e, self.snap.objects()))
+        objects = self.snap.objects()
+        if listed is not None:
+            self.snap.add_events(e for e in listed.items if about_any(e, objects))
+        if listed is None or not listed.cut:
+            return
+        mine = [o for o in objects if meta(o).get("namespace") == namespace][:MAX_EVENT_READS]
+        found = await asyncio.gather(
+            *(
+                asyncio.shield(self._events_of(str(o.get("kind")), str(meta(o).get("name")), namespace))
+                for o in mine
+            )
+        )
+        for obj, events in zip(mine, found, strict=True):
+            self.snap.add_events(e for e in events or [] if about_any(e, [obj]))
 
     def _logs(self, pod: Mapping[str, Any]) -> list[Awaitable[None]]:
         calls: list[Awaitable[None]] = []

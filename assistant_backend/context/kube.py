@@ -127,6 +127,14 @@ def _connect_failure(exc: BaseException) -> str:
     return f"cannot connect ({type(exc).__name__})"
 
 
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a list call: ``cut`` when the server has more items than the page holds."""
+
+    items: list[dict[str, Any]]
+    cut: bool = False
+
+
 def segment(value: str) -> str:
     """One URL path segment: everything but unreserved characters percent-encoded, dots too."""
     if value in (".", ".."):
@@ -306,6 +314,23 @@ class KubeClient:
         limit: int = 500,
     ) -> list[dict[str, Any]] | None:
         """Items of a kind (``None`` if the kind is not served). Items get apiVersion/kind filled in."""
+        page = await self.list_page(
+            group, kind, namespace, label_selector=label_selector, field_selector=field_selector, limit=limit
+        )
+        return None if page is None else page.items
+
+    async def list_page(
+        self,
+        group: str,
+        kind: str,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        limit: int = 500,
+    ) -> Page | None:
+        """The first ``limit`` items of a kind, and whether the server holds more (a ``continue``
+        token in the list's metadata; docs/upstream-facts.md, Kubernetes)."""
         res = await self.resource(group, kind)
         if res is None:
             return None
@@ -319,7 +344,7 @@ class KubeClient:
         for item in items:
             item.setdefault("apiVersion", res.api_version)
             item.setdefault("kind", res.kind)
-        return items
+        return Page(items, cut=bool((body.get("metadata") or {}).get("continue")))
 
     async def pod_log(
         self, namespace: str, pod: str, container: str, *, previous: bool, tail_lines: int

@@ -120,9 +120,33 @@ def selector_string(selector: Mapping[str, Any] | None) -> str | None:
     return ",".join(parts) or None
 
 
-def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, Any]) -> bool:
-    """Does a map-of-labels selector (a Service's) select these labels?"""
-    return all(labels.get(k) == v for k, v in selector.items())
+def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, Any]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions, ANDed) applied locally to a namespace
+    list, as the apiserver applies the ``labelSelector`` that ``gather.selector_string`` builds from
+    it: the same terms (an expression with an unknown operator is left out there, so here too), and
+    no term at all selects everything (that call then sent no selector)."""
+    for key, value in ((selector or {}).get("matchLabels") or {}).items():
+        if key not in labels or str(labels[key]) != str(value):
+            return False
+    for expr in (selector or {}).get("matchExpressions") or []:
+        key, op = str(expr.get("key")), expr.get("operator")
+        values = [str(v) for v in expr.get("values") or []]
+        present = key in labels
+        if op == "In" and not (present and str(labels[key]) in values):
+            return False
+        if op == "NotIn" and present and str(labels[key]) in values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, Any]) -> bool:
+    """A Service's or ReplicationController's selector (a plain map): every pair must match; an
+    empty one selects everything, as the unselected list call it replaces did."""
+    return all(k in labels and str(labels[k]) == str(v) for k, v in (selector or {}).items())
 
 
 # ---- Pods --------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from .objects import (
     selector_string,
     uid,
 )
+from .reads import Reads
 from .relations import (
     InScope,
     facts_of,
@@ -73,8 +74,10 @@ class RelationWalker:
         log_lines: int,
         read_logs: bool = True,
         question: str = "",
+        reads: Reads | None = None,
     ) -> None:
         self.client = client
+        self.reads = reads  # the question's shared lists and GETs (reads.py): stage 1, not one per hop
         self.snap = snap
         self.in_scope = in_scope_by_relation
         self.log_lines = log_lines
@@ -113,6 +116,8 @@ class RelationWalker:
 
     async def namespace_pods(self, namespace: str) -> list[dict[str, Any]]:
         """One list of the namespace's Pods per question, shared by every walker."""
+        if self.reads is not None:
+            return await self.reads.pods(namespace)
         if namespace not in self._pods_by_ns:
 
             async def load() -> list[dict[str, Any]]:
@@ -394,9 +399,10 @@ class RelationWalker:
         """Owners are shared (every Pod of a ReplicaSet): one read each per question."""
         key = (group, kind, name, namespace)
         if key not in self._owners:
-            self._owners[key] = asyncio.ensure_future(
-                self._try(f"{kind} {namespace}/{name}", self.client.get(group, kind, name, namespace))
+            read = (self.reads.fetch if self.reads is not None else self.client.get)(
+                group, kind, name, namespace
             )
+            self._owners[key] = asyncio.ensure_future(self._try(f"{kind} {namespace}/{name}", read))
         found = await self._owners[key]
         return dict(found) if found is not None else None
 

@@ -1,0 +1,236 @@
+"""The reads of one question, issued by stage: list calls by namespace and kind, and one memoized GET
+per object, shared by the scope check, the gatherer and the relation walkers.
+
+The gather has two dependent stages after the Application: stage 1 is everything the Application
+(and the selected resource's reference) already names, issued at once; stage 2 is what needs a
+stage-1 answer (logs of the Pods found, their Nodes and ConfigMaps). To get there, what used to be
+read object by object after its parent arrived is read here by namespace: the namespace's Pods,
+ReplicaSets, Jobs and Events are each one list (``limit`` bounded), started before the parents
+arrive and filtered locally by the parents' selectors and owner uids once they do. A list of a kind
+also answers the memoized GET for any object it holds, so owner chains (Pod -> ReplicaSet ->
+Deployment) resolve without a round trip per hop.
+
+Nothing here decides scope: every object still passes :mod:`.scope` (and the relation predicate)
+exactly as one read by a GET would. Speculative reads are confined to what scope already allows to
+be read: listed entries the AppProject permits, and lists in namespaces it permits; their answers
+are used only for objects that pass the same checks. A list the server cut at ``limit`` (a
+``continue`` token; docs/upstream-facts.md, Kubernetes) is said in a note, and callers fall back
+to the precise per-object call for what the list may have missed.
+
+Kubernetes naming relied on for the owner prefetch (docs/upstream-facts.md, Kubernetes): a
+controller names what it creates ``<owner name>-<suffix>`` (ReplicaSets of a Deployment, Pods of a
+ReplicaSet, StatefulSet, DaemonSet or Job, Jobs of a CronJob). A guess only saves a round trip; the
+owner chain still checks every uid, and a wrong guess is never used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .application import resources
+from .kube import KubeClient, KubeError, Page
+from .scope import ScopeRules
+
+MAX_NAMESPACE_PODS = 200  # one list of a namespace's Pods per question (also the relation walkers')
+MAX_NAMESPACE_OBJECTS = 500  # ReplicaSets, Jobs, workloads of a namespace
+MAX_EVENTS_PER_NAMESPACE = 500
+
+# Kinds whose controllers name what they create "<name>-<suffix>", and what they create.
+_CREATES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("apps", "Deployment"): (("apps", "ReplicaSet"),),
+    ("apps", "ReplicaSet"): (("", "Pod"),),
+    ("apps", "StatefulSet"): (("", "Pod"),),
+    ("apps", "DaemonSet"): (("", "Pod"),),
+    ("batch", "Job"): (("", "Pod"),),
+    ("batch", "CronJob"): (("batch", "Job"),),
+    ("", "ReplicationController"): (("", "Pod"),),
+}
+WORKLOADS = frozenset(_CREATES)
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A namespace's objects of one kind: ``cut`` when there were more than the list's limit."""
+
+    items: tuple[dict[str, Any], ...]
+    cut: bool
+
+    def named(self, name: str) -> dict[str, Any] | None:
+        for item in self.items:
+            if (item.get("metadata") or {}).get("name") == name:
+                return dict(item)
+        return None
+
+
+def _plural(kind: str) -> str:
+    return kind + ("es" if kind.endswith("s") else "s")
+
+
+class Reads:
+    """The reads of one question against one destination cluster."""
+
+    def __init__(self, client: KubeClient, rules: ScopeRules, note: Note) -> None:
+        self.client = client
+        self.rules = rules
+        self._note = note
+        self._lists: dict[tuple[str, str, str], asyncio.Task[Listed | None]] = {}
+        self._gets: dict[tuple[str, str, str, str | None], asyncio.Future[dict[str, Any] | None]] = {}
+
+    # ---- lists ----
+
+    def listing(self, group: str, kind: str, namespace: str) -> asyncio.Task[Listed | None]:
+        """One list of a namespace's objects of a kind per question, started on first ask. ``None``
+        when it failed (the note says why) or the kind is not served."""
+        key = (group, kind, namespace)
+        if key not in self._lists:
+            if kind == "Pod":
+                limit = MAX_NAMESPACE_PODS
+            elif kind == "Event":
+                limit = MAX_EVENTS_PER_NAMESPACE
+            else:
+                limit = MAX_NAMESPACE_OBJECTS
+            self._lists[key] = _task(self._list(group, kind, namespace, limit))
+        return self._lists[key]
+
+    async def _list(self, group: str, kind: str, namespace: str, limit: int) -> Listed | None:
+        what = "events" if kind == "Event" else _plural(kind)
+        try:
+            page: Page | None = await self.client.list_page(group, kind, namespace, limit=limit)
+        except KubeError as exc:
+            self._note(f"could not read {what} in namespace {namespace}: {exc.reason}")
+            return None
+        if page is None:
+            return None
+        if page.cut:
+            self._note(
+                f"namespace {namespace} has more than {limit} {what}: only the first {limit} were "
+                "listed (the objects looked into were read one by one)"
+            )
+        return Listed(tuple(page.items), page.cut)
+
+    async def listed(self, group: str, kind: str, namespace: str) -> Listed | None:
+        # Shielded: one caller hitting the deadline must not cancel a list others wait for.
+        return await asyncio.shield(self.listing(group, kind, namespace))
+
+    async def pods(self, namespace: str) -> list[dict[str, Any]]:
+        """The namespace's Pods (the relation walkers' selector and claim relations)."""
+        found = await self.listed("", "Pod", namespace)
+        return [dict(p) for p in found.items] if found is not None else []
+
+    # ---- objects ----
+
+    async def fetch(self, group: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        """A memoized GET (scope.Fetch): answered by this question's list of the kind in that
+        namespace when one was started and holds the object, else one GET per object."""
+        key = (group, kind, name, namespace)
+        if key not in self._gets:
+            self._gets[key] = _task(self._fetch(group, kind, name, namespace))
+        found = await asyncio.shield(self._gets[key])
+        return dict(found) if found is not None else None  # callers may fill in fields
+
+    async def _fetch(self, group: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        listing = self._lists.get((group, kind, namespace or ""))
+        if listing is not None:
+            found = await asyncio.shield(listing)
+            obj = found.named(name) if found is not None else None
+            if obj is not None:
+                return obj
+        return await self.client.get(group, kind, name, namespace)
+
+    def seed(self, obj: Mapping[str, Any], group: str) -> None:
+        """An object read by its own GET (a problem resource) answers later fetches of it."""
+        meta = obj.get("metadata") or {}
+        key = (group, str(obj.get("kind")), str(meta.get("name")), meta.get("namespace") or None)
+        if key not in self._gets:
+            done: asyncio.Future[dict[str, Any] | None] = asyncio.get_running_loop().create_future()
+            done.set_result(dict(obj))
+            self._gets[key] = done
+
+    def prefetch(self, group: str, kind: str, name: str, namespace: str | None) -> None:
+        """Start a memoized GET now, for an answer wanted later in the same stage."""
+        key = (group, kind, name, namespace)
+        if key not in self._gets:
+            self._gets[key] = _task(self._fetch(group, kind, name, namespace))
+
+    # ---- stage 1 plans ----
+
+    def start_for(self, group: str, kind: str, name: str, namespace: str | None) -> None:
+        """Stage 1 for an object whose scope is already decided (a readable listed entry, or the
+        selected resource after its scope check): the lists its children, events and relations
+        are filtered from, in its namespace."""
+        if not namespace:
+            return
+        self.listing("", "Event", namespace)
+        wanted: set[tuple[str, str]] = set()
+        if (group, kind) in WORKLOADS:
+            wanted.add(("", "Pod"))
+            wanted.update(_CREATES[(group, kind)])
+            if (group, kind) == ("batch", "CronJob"):
+                wanted.add(("", "Pod"))  # the latest Job's Pods
+        elif (group, kind) == ("", "Service"):
+            wanted.add(("", "Pod"))
+            self.prefetch("", "Endpoints", name, namespace)
+            # Pods matched by the selector are shown only if an owner chain reaches the Application:
+            # the owners it may reach are the workloads the Application lists in that namespace.
+            wanted.update(self._listed_workloads(namespace))
+            if ("apps", "Deployment") in wanted:
+                wanted.add(("apps", "ReplicaSet"))
+            if ("batch", "CronJob") in wanted:
+                wanted.add(("batch", "Job"))
+        for g, k in sorted(wanted):
+            self.listing(g, k, namespace)
+
+    def prefetch_owners(self, group: str, kind: str, name: str, namespace: str | None) -> None:
+        """Alongside the scope check of a selection the Application does not list: GET the owners
+        its name suggests (``<owner>-<suffix>``), but only readable listed workloads and the
+        intermediate objects between them and the selection (a Deployment's ReplicaSet), so the
+        owner chain is one stage instead of one per hop. Nothing is used unless the chain checks."""
+        if not namespace or not self.rules.permissions.namespace_permitted(namespace):
+            return
+        for entry in self._entries(namespace):
+            owner = (str(entry.get("group") or ""), str(entry.get("kind") or ""))
+            owner_name = str(entry.get("name") or "")
+            if owner not in WORKLOADS or not name.startswith(owner_name + "-"):
+                continue
+            if self.rules.unreadable_reason(entry) is not None:
+                continue
+            self.prefetch(*owner, owner_name, namespace)
+            if (group, kind) == ("", "Pod") and owner == ("apps", "Deployment"):
+                # Pod <deployment>-<hash>-<suffix>: its ReplicaSet is <deployment>-<hash>.
+                replica_set = name.rsplit("-", 1)[0]
+                if replica_set.startswith(owner_name + "-") and replica_set != owner_name:
+                    self.prefetch("apps", "ReplicaSet", replica_set, namespace)
+            if (group, kind) == ("", "Pod") and owner == ("batch", "CronJob"):
+                self.prefetch("batch", "Job", name.rsplit("-", 1)[0], namespace)
+
+    def _entries(self, namespace: str) -> Iterable[Mapping[str, Any]]:
+        return [e for e in resources(self.rules.app) if (e.get("namespace") or "") == namespace]
+
+    def _listed_workloads(self, namespace: str) -> set[tuple[str, str]]:
+        return {
+            (str(e.get("group") or ""), str(e.get("kind") or ""))
+            for e in self._entries(namespace)
+            if (str(e.get("group") or ""), str(e.get("kind") or "")) in WORKLOADS
+            and self.rules.unreadable_reason(e) is None
+        }
+
+    def close(self) -> None:
+        """Cancel what is still in flight when the question's gather ends (deadline, refusal)."""
+        for listing in self._lists.values():
+            listing.cancel()
+        for read in self._gets.values():
+            read.cancel()
+
+
+def _task(awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
+    async def run() -> Any:
+        return await awaitable
+
+    task = asyncio.ensure_future(run())
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, even if unawaited
+    return task

@@ -1,0 +1,138 @@
+"""How many dependent round trips a context build takes, on a real apiserver (counted, never timed).
+
+Every API call the engine makes is recorded with the position of its start and its end in one
+sequence of events (a counter, not a clock); a call's depth is one more than the deepest call that
+had answered before it started. The apiserver is reached through the benchmark's delay relay, so
+calls issued together are still in flight together (the relay makes every answer late by the same
+amount) and the depth is the number of dependent stages: the Application's round trip, then at
+most two (reads.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from assistant_backend.context import kube as kube_client
+from assistant_backend.context import reads
+from assistant_backend.context.base import ResourceRef
+from assistant_backend.context.engine import KubeContext
+from bench.kube import DelayProxy, kubeconfig_via
+from evals.runner import engine_settings
+from evals.scale import LargeApp, create_large_application
+from tests.support.kube import KubeCluster
+from tests.support.kubelet import FakeKubelet
+
+pytestmark = pytest.mark.kube
+
+
+@dataclass(frozen=True)
+class Call:
+    start: int
+    end: int
+    path: str
+    params: dict[str, str]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self._seq = itertools.count()
+
+    def depth(self) -> int:
+        ordered = sorted(self.calls, key=lambda c: c.start)
+        depths: list[int] = []
+        for i, call in enumerate(ordered):
+            depths.append(1 + max((depths[j] for j in range(i) if ordered[j].end < call.start), default=0))
+        return max(depths, default=0)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    rec = Recorder()
+    original = kube_client.KubeClient._request
+
+    async def counted(self: kube_client.KubeClient, path: str, params: Any = None) -> httpx.Response:
+        start = next(rec._seq)
+        try:
+            return await original(self, path, params)
+        finally:
+            rec.calls.append(Call(start, next(rec._seq), path, dict(params or {})))
+
+    monkeypatch.setattr(kube_client.KubeClient, "_request", counted)
+    yield rec
+
+
+@pytest.fixture(scope="module")
+def delayed(static_kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    host, port = static_kube_cluster.url.removeprefix("https://").split(":")
+    proxy = DelayProxy(host, int(port), delay_s=0.1)
+    try:
+        yield kubeconfig_via(static_kube_cluster, proxy, tmp_path_factory.mktemp("stages") / "delayed.kubeconfig")
+    finally:
+        proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def big(static_kube_cluster: KubeCluster, fake_kubelet: FakeKubelet) -> LargeApp:
+    return create_large_application(static_kube_cluster, fake_kubelet, resources=30, unhealthy=3)
+
+
+def questions(app: LargeApp) -> dict[str, ResourceRef | None]:
+    workload = app.unhealthy_pod.name.rsplit("-", 2)[0]
+    return {
+        "Application": None,
+        "Pod": app.unhealthy_pod,
+        "Deployment": ResourceRef("v1", "Deployment", workload, "apps", app.namespace),
+        "Service": ResourceRef("v1", "Service", workload, "", app.namespace),
+    }
+
+
+@pytest.mark.parametrize("question", ["Application", "Pod", "Deployment", "Service"])
+async def test_two_dependent_stages_after_the_application(
+    question: str, big: LargeApp, delayed: Path, recorder: Recorder
+) -> None:
+    engine = KubeContext.from_settings(engine_settings(delayed))
+    resource = questions(big)[question]
+    try:
+        await engine.build(big.caller, resource, "why is this crashing?")  # discovery, connections
+        recorder.calls.clear()
+        bundle = await engine.build(big.caller, resource, "why is this crashing?")
+    finally:
+        await engine.aclose()
+    assert "[crash_loop]" in bundle.text and "FATAL boom" in bundle.text, bundle.notes  # the log was read
+    assert recorder.depth() == 3, [c.path for c in sorted(recorder.calls, key=lambda c: c.start)]
+    pod_lists = [c for c in recorder.calls if c.path == f"/api/v1/namespaces/{big.namespace}/pods"]
+    # Pods by namespace, filtered locally: never one list per workload.
+    assert all("labelSelector" not in c.params for c in pod_lists), pod_lists
+    assert len(pod_lists) <= 1
+    if question == "Application":
+        assert len(pod_lists) == 1
+        logs = [c for c in recorder.calls if c.path.endswith("/log")]
+        assert len(logs) == 3  # the three crash-looping Pods, each read once
+
+
+async def test_a_cut_list_is_said_and_what_it_missed_is_read_by_selector(
+    big: LargeApp, delayed: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads, "MAX_NAMESPACE_PODS", 1)
+    monkeypatch.setattr(reads, "MAX_EVENTS_PER_NAMESPACE", 2)
+    engine = KubeContext.from_settings(engine_settings(delayed))
+    try:
+        bundle = await engine.build(big.caller, None, "why Degraded?")
+    finally:
+        await engine.aclose()
+    assert any(f"namespace {big.namespace} has more than 1 Pods" in n for n in bundle.notes), bundle.notes
+    assert any(f"namespace {big.namespace} has more than 2 events" in n for n in bundle.notes), bundle.notes
+    # Every crash-looping Pod is still found (by its Deployment's selector), and its events too.
+    for i in range(3):
+        assert f"svc-00{i}-5d5d-abcde" in bundle.text
+    assert bundle.text.count("Back-off restarting failed container") >= 3
+    selected = [c for c in recorder.calls if c.path.endswith("/pods") and "labelSelector" in c.params]
+    assert len(selected) == 3
