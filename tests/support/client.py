@@ -1,26 +1,44 @@
-"""Helpers for fault tests: a backend in front of a Llama Stack the test may break, and the backend's
-own view of itself (its process, sockets and event-loop tasks) for leak checks."""
+"""Calling a running backend's HTTP API from a test, over a real socket.
+
+``ask`` is one synchronous request read whole; ``converse`` one asynchronous chat turn read to its end
+with a deadline (it fails, never hangs). Both send :func:`tests.support.net.argocd_headers` unless
+given headers. The in-process tier has the same calls on ``tests.support.inprocess.Api``.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
+import json
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
-import psutil
 
-from tests.support.backend import SECRET, BackendProcess
-from tests.support.sse import Event, iter_events
+from .net import argocd_headers
+from .sse import Event, events_if_streamed, iter_events
 
-IDENTITY = {
-    "Authorization": SECRET,
-    "Argocd-Application-Name": "argocd:guestbook",
-    "Argocd-Project-Name": "default",
-    "Argocd-Username": "alice",
-}
-UNLIMITED = {"requests_per_minute": 0, "max_streams_per_user": 0}
+
+def ask(url: str, question: str = "Why is it Degraded?", headers: dict[str, str] | None = None,
+        **body: Any) -> tuple[httpx.Response, list[Event]]:
+    """POST /v1/chat; the events when it streamed, else none (read the JSON error)."""
+    response = httpx.post(f"{url}/v1/chat", json={"question": question, **body},
+                          headers=argocd_headers() if headers is None else headers, timeout=60)
+    return response, events_if_streamed(response)
+
+
+def conversation_of(events: list[Event]) -> str:
+    """The handle of a turn that ended normally."""
+    assert events and events[-1].name == "end", [e.name for e in events]
+    return str(events[-1].data["conversation_id"])
+
+
+def error_of(response: httpx.Response) -> dict[str, Any]:
+    """The ``{"code", "message"}`` of a JSON error, checking the body has exactly that shape."""
+    assert response.headers.get("content-type", "").startswith("application/json"), response.text[:300]
+    body = json.loads(response.text)
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    return dict(body["error"])
 
 
 @dataclass
@@ -51,50 +69,10 @@ async def converse(url: str, question: str = "Why is it Degraded?", *, deadline_
     async with httpx.AsyncClient(timeout=httpx.Timeout(deadline_s)) as client:
         async with asyncio.timeout(deadline_s):
             async with client.stream("POST", f"{url}/v1/chat", json={"question": question, **body},
-                                     headers=headers or IDENTITY) as response:
+                                     headers=argocd_headers() if headers is None else headers) as response:
                 if not response.headers.get("content-type", "").startswith("text/event-stream"):
                     await response.aread()
                     return Outcome(response.status_code, [], response.json()["error"], time.monotonic() - started)
                 async for event in iter_events(response):
                     events.append(event)
     return Outcome(response.status_code, events, None, time.monotonic() - started)
-
-
-class BackendProbe:
-    """The backend process seen from outside: psutil on its pid and its /metrics."""
-
-    def __init__(self, backend: BackendProcess) -> None:
-        self.backend = backend
-        process = backend._process.process
-        assert process is not None
-        self.process = psutil.Process(process.pid)
-
-    def metric(self, name: str) -> float:
-        text = httpx.get(f"{self.backend.url}/metrics", timeout=10).text
-        match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.M)
-        assert match, f"{name} not in /metrics"
-        return float(match.group(1))
-
-    def connections(self, status: str | None = None, *, served: bool | None = None) -> int:
-        """TCP sockets of the backend; ``served`` True: accepted from clients, False: its own."""
-        count = 0
-        for conn in self.process.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN or (status is not None and conn.status != status):
-                continue
-            if served is not None and (conn.laddr.port == self.backend.port) != served:
-                continue
-            count += 1
-        return count
-
-    def snapshot(self) -> dict[str, float]:
-        return {
-            "tasks": self.metric("assistant_event_loop_tasks"),
-            "active_streams": self.metric("assistant_active_streams"),
-            "fds": float(self.process.num_fds()),
-            "tcp": float(self.connections()),
-            # A client left and the backend never closed its side: a leak.
-            "served_close_wait": float(self.connections(psutil.CONN_CLOSE_WAIT, served=True)),
-            # Pooled keep-alive connections Llama Stack closed while idle: normal, bounded by the pool.
-            "upstream_close_wait": float(self.connections(psutil.CONN_CLOSE_WAIT, served=False)),
-            "rss_mb": self.process.memory_info().rss / 2**20,
-        }
