@@ -96,7 +96,7 @@ ui-test: ui ## UI unit tests (node's test runner) and type check
 
 .PHONY: ui-dev
 ui-dev: ui dev ## serve the Argo CD-like host page on :8091 against `make run` (sample app argocd:guestbook)
-	$(BIN)/python -m tests.browser.devserver --listen 127.0.0.1:8091 \
+	$(BIN)/python -m tests.support.devserver --listen 127.0.0.1:8091 \
 	  --backend http://127.0.0.1:$(PORT) --secret "$(DEV_SECRET)"
 
 .PHONY: browser-deps
@@ -152,3 +152,18 @@ bench: dev llama-stack-venvs kube-bin ## benchmarks (overhead, concurrency, cont
 test: test-deps lint ## everything CI runs: lint, unit, real Llama Stack, real apiserver, real browser
 	cd extension-ui && npm run --silent typecheck && npm test --silent
 	$(BIN)/pytest -p no:cacheprovider
+
+# One tier at a time (tests/README.md), each with only the prerequisites its real parts need;
+# PYTEST_ARGS passes on, e.g. `make test-llamastack PYTEST_ARGS="-k abuse"`.
+PYTEST_TIER = $(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+.PHONY: test-fast test-llamastack test-kube test-browser test-manifests
+test-fast: dev ## the in-process tier (tests/unit, tests/api): no real parts, well under a minute
+	$(PYTEST_TIER) -q tests/unit tests/api
+test-llamastack: dev llama-stack-venvs ## tests/llamastack: real Llama Stack servers and the real backend
+	$(PYTEST_TIER) tests/llamastack
+test-kube: dev kube-bin llama-stack-venvs ## tests/kube: a real kube-apiserver (some tests also a real Llama Stack)
+	$(PYTEST_TIER) tests/kube
+test-browser: dev browser-deps kube-bin llama-stack-venvs ui ## tests/browser and tests/ui: real Chromium, the built UI
+	$(PYTEST_TIER) tests/ui tests/browser
+test-manifests: dev kubectl-check kube-bin llama-stack-venvs ## tests/manifests: manifests/ rendered, dry-run, served
+	$(PYTEST_TIER) tests/manifests

@@ -107,7 +107,7 @@ def kube(workdir: Path) -> Iterator[tuple[KubeCluster, FakeKubelet, DelayProxy, 
     kubeconfig that reaches the apiserver through the delay proxy."""
     workdir.mkdir(parents=True, exist_ok=True)
     with running_cluster(workdir / "cluster", controllers=False) as cluster:
-        kubelet = FakeKubelet.start()
+        kubelet = FakeKubelet().start()
         host, port = cluster.url.removeprefix("https://").split(":")
         proxy = DelayProxy(host, int(port))
         try:

@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tempfile.TemporaryDirectory(prefix="evals-") as tmp,
         running_cluster(Path(tmp), controllers=False) as cluster,
     ):
-        kubelet = FakeKubelet.start()
+        kubelet = FakeKubelet().start()
         try:
             report = asyncio.run(run_scenarios(cluster, kubelet, scenarios))
         finally:

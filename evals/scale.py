@@ -244,7 +244,7 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="scale-") as tmp,
         running_cluster(Path(tmp), controllers=False) as cluster,
     ):
-        kubelet = FakeKubelet.start()
+        kubelet = FakeKubelet().start()
         try:
             numbers = asyncio.run(measure(cluster, kubelet))
         finally:

@@ -3,7 +3,7 @@
 Refused requests get their status and code and never reach the context source; accepted ones with
 forged extras (groups, target cluster, forwarding headers) stream normally and the forged value never
 reaches the model (docs/security.md, "Who the caller is"). The same table runs against the real
-backend in ``tests/abuse``.
+backend in ``tests/llamastack/test_abuse_hostile_requests.py``.
 """
 
 from __future__ import annotations

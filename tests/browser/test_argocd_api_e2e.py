@@ -28,11 +28,10 @@ from tests.browser.argocd_world import (
     FATAL,
     create_checkout_world,
 )
-from tests.browser.conftest import HostPage
-from tests.browser.hostpage import host_routes
 from tests.support.argocd_api import ArgoCDApi
 from tests.support.argocd_proxy import DEFAULT_USERS, App, ArgoCDProxy, User
 from tests.support.backend import SECRET, BackendProcess, backend_config
+from tests.support.hostpage import HostPage, host_routes
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 from tests.support.llamastack import LlamaStackServer

@@ -14,10 +14,9 @@ import pytest_asyncio
 from playwright.async_api import Browser, expect
 from starlette.applications import Starlette
 
-from tests.browser.conftest import HostPage
-from tests.browser.hostpage import host_routes, sample_config
-from tests.browser.server import serve_asgi
 from tests.support.argocd_proxy import with_root_path
+from tests.support.hostpage import HostPage, host_routes, sample_config
+from tests.support.threaded import ThreadedServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="session")]
 
@@ -26,8 +25,8 @@ DEPLOYMENT = "apps/Deployment/guestbook/guestbook-ui"
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def host_url(extensions_dir: Path) -> AsyncIterator[str]:
-    async with serve_asgi(Starlette(routes=host_routes(extensions_dir, sample_config()))) as url:
-        yield url
+    with ThreadedServer(Starlette(routes=host_routes(extensions_dir, sample_config())), name="host-page") as server:
+        yield server.url
 
 
 @pytest.mark.parametrize("react", ["16", "19"])
@@ -102,8 +101,8 @@ async def subpath_host_url(extensions_dir: Path) -> AsyncIterator[str]:
     paths under /argocd/ exist (anything else is 404, so an absolute `/extensions/...` call misses)."""
     app = with_root_path(Starlette(routes=host_routes(extensions_dir, sample_config(), base_href="/argocd/")),
                          "/argocd")
-    async with serve_asgi(app) as url:
-        yield url + "/argocd"
+    with ThreadedServer(app, name="host-page") as server:
+        yield server.url + "/argocd"
 
 
 @pytest.mark.parametrize("react", ["16", "19"])
@@ -189,7 +188,8 @@ async def test_a_broken_extension_beside_ours_is_contained_on_argocd_3_5_only(
     an earlier file that throws stops everything after it (ours included)."""
     shutil.copytree(extensions_dir, tmp_path / "extensions")
     (tmp_path / "extensions" / "resources" / "extension-0-broken.js").write_text("throw new Error('broken neighbour');\n")
-    async with serve_asgi(Starlette(routes=host_routes(tmp_path / "extensions", sample_config()))) as url:
+    with ThreadedServer(Starlette(routes=host_routes(tmp_path / "extensions", sample_config())), name="host-page") as server:
+        url = server.url
         for react, registered in (("19", 1), ("16", 0)):
             context = await chromium.new_context(viewport={"width": 1400, "height": 900})
             try:

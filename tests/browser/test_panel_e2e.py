@@ -13,14 +13,14 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, BrowserContext, expect
 
-from tests.browser.conftest import HostPage
-from tests.browser.hostpage import host_routes
 from tests.browser.world import APP_NAME, APP_NAMESPACE, DEPLOYMENT_NODE, create_world
 from tests.support.argocd_proxy import App, ArgoCDProxy
 from tests.support.backend import SECRET, BackendProcess, backend_config
+from tests.support.hostpage import HostPage, host_routes
 from tests.support.kube import KubeCluster
 from tests.support.llamastack import LlamaStackServer
-from tests.support.model_server import Received, Reply, ScriptedModel, _free_port
+from tests.support.model_server import Received, Reply, ScriptedModel
+from tests.support.net import free_port
 
 pytestmark = [
     pytest.mark.browser,
@@ -264,7 +264,7 @@ async def test_backend_down_shows_a_clear_message(
             "status": {"health": {"status": "Degraded"}},
         }
     }
-    dead = f"http://127.0.0.1:{_free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     proxy = ArgoCDProxy(backend_url=dead, secret=SECRET, extra_routes=host_routes(extensions_dir, config))
     proxy.add_app(App(APP_NAMESPACE, APP_NAME))
     proxy.start()

@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from evals.runner import ScenarioRun, load_scenarios, prepare_cluster
-from tests.support.backend import SECRET, backend_config
+from tests.support.backend import backend_config
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import Reply, ScriptedModel
+from tests.support.net import argocd_headers
 from tests.support.sse import parse
 
 pytestmark = [pytest.mark.kube, pytest.mark.llamastack]
@@ -54,12 +55,7 @@ async def test_chat_sends_gathered_context_and_findings_to_the_model(
             "name": select["name"],
         },
     }
-    headers = {
-        "Authorization": SECRET,
-        "Argocd-Application-Name": f"{run.ns}:app",
-        "Argocd-Project-Name": "default",
-        "Argocd-Username": "alice",
-    }
+    headers = argocd_headers(application=f"{run.ns}:app")
     async with httpx.AsyncClient(timeout=60) as client:
         response = await client.post(f"{backend.url}/v1/chat", json=body, headers=headers)
     assert response.status_code == 200, response.text

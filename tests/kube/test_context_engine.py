@@ -266,7 +266,7 @@ async def test_refusals(engine: KubeContext, crashing_app: dict[str, Any], kube_
 async def test_unreachable_api_still_answers_and_gathers_nothing(
     kube_cluster: KubeCluster, tmp_path: Any
 ) -> None:
-    from tests.support.kube import free_port
+    from tests.support.net import free_port
 
     dead = tmp_path / "dead.kubeconfig"
     dead.write_text(

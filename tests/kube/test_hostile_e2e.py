@@ -19,11 +19,12 @@ import httpx
 import pytest
 
 from evals.runner import ScenarioRun, load_scenarios, prepare_cluster
-from tests.support.backend import SECRET, backend_config
+from tests.support.backend import backend_config
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import ScriptedModel
+from tests.support.net import argocd_headers
 from tests.support.sse import parse
 
 pytestmark = [pytest.mark.kube, pytest.mark.llamastack]
@@ -32,12 +33,7 @@ GATHER_DEADLINE_S = 8.0
 
 
 def headers(run: ScenarioRun, user: str) -> dict[str, str]:
-    return {
-        "Authorization": SECRET,
-        "Argocd-Application-Name": f"{run.ns}:app",
-        "Argocd-Project-Name": "team-a-hostile",
-        "Argocd-Username": user,
-    }
+    return argocd_headers(user=user, application=f"{run.ns}:app", project="team-a-hostile")
 
 
 async def ask(url: str, run: ScenarioRun, body: dict[str, Any], user: str) -> tuple[float, list[Any]]:

@@ -12,16 +12,11 @@ import pytest
 from tests.support.backend import SECRET, BackendProcess, backend_config
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import ScriptedModel
+from tests.support.net import argocd_headers
 
 pytestmark = pytest.mark.llamastack
 
-GOOD_HEADERS = {
-    "Authorization": SECRET,
-    "Argocd-Application-Name": "argocd:guestbook",
-    "Argocd-Project-Name": "default",
-    "Argocd-Username": "alice",
-    "Content-Type": "application/json",
-}
+GOOD_HEADERS = {**argocd_headers(), "Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")

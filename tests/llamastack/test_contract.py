@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Combo
-from tests.support.backend import SECRET, backend_config
-from tests.support.llamastack import LlamaStackServer
+from tests.support.backend import backend_config
+from tests.support.llamastack import Combo, LlamaStackServer
 from tests.support.metrics import metrics_once
 from tests.support.model_server import Reply, ScriptedModel
+from tests.support.net import argocd_headers
 from tests.support.recording_relay import RecordingRelay, sent_texts, sent_tokens
 from tests.support.sse import Event, answer_text, iter_events, names, parse
 
@@ -28,15 +28,6 @@ CONTEXT_MARK = "<argocd-context>"
 USAGE_REPORTED = {("responses", "0.3.5"), ("responses", "0.7.3"), ("responses", "ogx-1.5.0")}
 
 
-def identity(user: str = "alice", app: str = "argocd:guestbook", project: str = "default") -> dict[str, str]:
-    return {
-        "Authorization": SECRET,
-        "Argocd-Application-Name": app,
-        "Argocd-Project-Name": project,
-        "Argocd-Username": user,
-    }
-
-
 async def chat(url: str, question: str, conversation_id: str | None = None, *, user: str = "alice",
                app: str = "argocd:guestbook", model: str | None = None) -> tuple[httpx.Response, list[Event]]:
     body: dict[str, object] = {"question": question}
@@ -45,7 +36,7 @@ async def chat(url: str, question: str, conversation_id: str | None = None, *, u
     if model:
         body["model"] = model
     async with httpx.AsyncClient(timeout=60) as client:
-        response = await client.post(f"{url}/v1/chat", json=body, headers=identity(user, app))
+        response = await client.post(f"{url}/v1/chat", json=body, headers=argocd_headers(user=user, application=app))
     events = parse(response.text) if response.headers.get("content-type", "").startswith("text/event-stream") else []
     return response, events
 
@@ -122,7 +113,7 @@ async def test_restore_returns_the_turns_as_typed(backend_url: str, model: Scrip
     conversation_id = second[-1].data["conversation_id"]
 
     async with httpx.AsyncClient() as client:
-        restored = await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())
+        restored = await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=argocd_headers())
     assert restored.status_code == 200
     assert restored.json()["turns"] == [
         {"question": "Question one?", "answer": "Answer one."},
@@ -138,7 +129,7 @@ async def test_foreign_conversation_is_not_found_and_nothing_reaches_the_model(
     before = len(model.completions())
 
     async with httpx.AsyncClient() as client:
-        for headers in (identity(user="bob"), identity(app="team-a:shop", project="team-a")):
+        for headers in (argocd_headers(user="bob"), argocd_headers(application="team-a:shop", project="team-a")):
             read = await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=headers)
             assert read.status_code == 404 and read.json()["error"]["code"] == "conversation_not_found"
             deleted = await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=headers)
@@ -148,16 +139,16 @@ async def test_foreign_conversation_is_not_found_and_nothing_reaches_the_model(
     assert len(model.completions()) == before
 
     async with httpx.AsyncClient() as client:  # the owner still has it
-        assert (await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())).status_code == 200
+        assert (await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=argocd_headers())).status_code == 200
 
 
 async def test_delete_forgets_the_conversation(backend_url: str) -> None:
     _, first = await chat(backend_url, "Forget me?")
     conversation_id = first[-1].data["conversation_id"]
     async with httpx.AsyncClient() as client:
-        deleted = await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())
+        deleted = await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=argocd_headers())
         assert deleted.status_code == 204
-        after = await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())
+        after = await client.get(f"{backend_url}/v1/conversations/{conversation_id}", headers=argocd_headers())
     assert after.status_code == 404 and after.json()["error"]["code"] == "conversation_not_found"
 
 
@@ -165,7 +156,7 @@ async def test_a_deleted_conversation_stays_dead(backend_url: str, model: Script
     _, first = await chat(backend_url, "Forget me?")
     conversation_id = first[-1].data["conversation_id"]
     async with httpx.AsyncClient() as client:
-        assert (await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=identity())).status_code == 204
+        assert (await client.delete(f"{backend_url}/v1/conversations/{conversation_id}", headers=argocd_headers())).status_code == 204
     calls = len(model.completions())
     response, events = await chat(backend_url, "And now?", conversation_id)
     # Refused before the stream starts, with the same answer as a handle that never existed.
@@ -176,7 +167,7 @@ async def test_a_deleted_conversation_stays_dead(backend_url: str, model: Script
 
 async def test_model_list_marks_one_default(backend_url: str) -> None:
     async with httpx.AsyncClient() as client:
-        response = await client.get(f"{backend_url}/v1/models", headers=identity())
+        response = await client.get(f"{backend_url}/v1/models", headers=argocd_headers())
     models = response.json()["models"]
     assert [m["id"] for m in models] == ["openai/scripted-model", "openai/scripted-model-b"]
     assert [m["default"] for m in models] == [True, False]
@@ -200,7 +191,7 @@ async def test_unknown_model_is_400_with_the_list(backend_url: str, model: Scrip
 async def test_client_disconnect_cancels_the_model_call(backend_url: str, model: ScriptedModel) -> None:
     model.script(Reply(text=" ".join(f"word{i}" for i in range(200)), token_delay_s=0.1))
     async with httpx.AsyncClient(timeout=30) as client, client.stream(
-        "POST", f"{backend_url}/v1/chat", json={"question": "Long answer?"}, headers=identity()
+        "POST", f"{backend_url}/v1/chat", json={"question": "Long answer?"}, headers=argocd_headers()
     ) as response:
         async for event in iter_events(response):
             if event.name == "token":
@@ -220,7 +211,7 @@ async def test_llama_stack_killed_mid_stream_gives_an_error_event(
         model.script(Reply(text=" ".join(f"w{i}" for i in range(100)), token_delay_s=0.1))
         events: list[Event] = []
         async with httpx.AsyncClient(timeout=30) as client, client.stream(
-            "POST", f"{backend.url}/v1/chat", json={"question": "Still there?"}, headers=identity()
+            "POST", f"{backend.url}/v1/chat", json={"question": "Still there?"}, headers=argocd_headers()
         ) as response, asyncio.timeout(30):  # a hang fails here instead of blocking the suite
             async for event in iter_events(response):
                 events.append(event)

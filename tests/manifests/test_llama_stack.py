@@ -21,7 +21,8 @@ import yaml
 from tests.manifests.render import MANIFESTS, Obj, container, find, render
 from tests.support.backend import BackendProcess
 from tests.support.llamastack import llama_stack_venv
-from tests.support.model_server import Reply, ScriptedModel, _free_port
+from tests.support.model_server import Reply, ScriptedModel
+from tests.support.net import argocd_headers, free_port
 from tests.support.processes import ServerProcess
 from tests.support.sse import answer_text, names, parse
 
@@ -162,7 +163,7 @@ def _serve_with_manifest_configs(
     state = tmp_path / "llama-stack"
     state.mkdir()
     (state / "run.yaml").write_text(_run_config(objs))
-    port = _free_port()
+    port = free_port()
     env = _pod_env(directory, objs, optional=True)
     env.update(
         OPENAI_BASE_URL=model.url,  # the optional Secret key, pointing at the scripted model
@@ -210,12 +211,7 @@ def test_manifest_configs_serve_a_chat_together(
             response = http.post(
                 "/v1/chat",
                 json={"question": "Is it healthy?"},
-                headers={
-                    "Authorization": "Bearer e2e",
-                    "Argocd-Application-Name": "argocd:guestbook",
-                    "Argocd-Project-Name": "default",
-                    "Argocd-Username": "alice",
-                },
+                headers=argocd_headers(secret="Bearer e2e"),
             )
         assert response.status_code == 200, response.text
         events = parse(response.text)

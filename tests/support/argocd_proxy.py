@@ -37,7 +37,8 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .model_server import _free_port
+from .net import SECRET, free_port
+from .server import Server
 from .threaded import ThreadedServer
 
 HOP_BY_HOP = {
@@ -75,9 +76,9 @@ DEFAULT_APPS = (App("argocd", "guestbook"), App("team-a", "shop", project="team-
 
 
 @dataclass
-class ArgoCDProxy:
+class ArgoCDProxy(Server):
     backend_url: str
-    secret: str | None = "Bearer test-shared-secret"
+    secret: str | None = SECRET
     secret_header: str = "Authorization"
     extension: str = "assistant"
     control_plane_namespace: str = "argocd"
@@ -92,7 +93,7 @@ class ArgoCDProxy:
     forwarded: list[httpx.Headers] = field(default_factory=list)  # headers the backend received
 
     def __post_init__(self) -> None:
-        self.port = self.port or _free_port(self.host)
+        self.port = self.port or free_port(self.host)
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=2.0))  # no response timeout
         self._server: ThreadedServer | None = None
 
@@ -197,12 +198,6 @@ class ArgoCDProxy:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
-
-    def __enter__(self) -> ArgoCDProxy:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
 
 def _go_http_error(message: str, status: int) -> Response:

@@ -8,11 +8,13 @@ from typing import Any
 
 import yaml
 
-from .net import SECRET
-from .net import free_port as _free_port
+from .net import SECRET, free_port
 from .processes import ServerProcess
+from .server import Server
 
-__all__ = ["SECRET", "BackendProcess", "backend_config"]
+__all__ = ["SECRET", "UNLIMITED", "BackendProcess", "backend_config"]
+
+UNLIMITED = {"requests_per_minute": 0, "max_streams_per_user": 0}  # `limits=UNLIMITED`: no per-user limits
 
 
 def backend_config(llama_stack_url: str, provider: str = "responses", **sections: Any) -> dict[str, Any]:
@@ -32,9 +34,9 @@ def backend_config(llama_stack_url: str, provider: str = "responses", **sections
     return config
 
 
-class BackendProcess:
+class BackendProcess(Server):
     def __init__(self, config: dict[str, Any], workdir: Path, env: dict[str, str] | None = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         config = {**config, "server": {**config.get("server", {}), "host": "127.0.0.1", "port": self.port}}
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.yaml"
@@ -51,6 +53,13 @@ class BackendProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def pid(self) -> int:
+        """The backend's process id (it must be running)."""
+        process = self._process.process
+        assert process is not None, "the backend was never started"
+        return process.pid
+
     def start(self) -> BackendProcess:
         self._process.start(timeout_s=30)
         return self
@@ -60,9 +69,3 @@ class BackendProcess:
 
     def log(self) -> str:
         return self._process.log_path.read_text(errors="replace")
-
-    def __enter__(self) -> BackendProcess:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()

@@ -20,7 +20,7 @@ from assistant_backend.config import Settings
 
 from .fakes import FakeContext, FakeProvider
 from .net import SECRET, argocd_headers
-from .sse import Event, events_of
+from .sse import Event, events_if_streamed
 
 
 @dataclass
@@ -35,8 +35,7 @@ class Api:
         """POST /v1/chat; the events when it streamed, else none (read the JSON error)."""
         response = self.client.post("/v1/chat", json={"question": question, **body},
                                     headers=self.headers if headers is None else headers)
-        streamed = response.headers.get("content-type", "").startswith("text/event-stream")
-        return response, list(events_of(response)) if streamed else []
+        return response, events_if_streamed(response)
 
     def converse(self, *questions: str, **body: Any) -> str:
         """Ask each question as one conversation; the handle to continue it."""

@@ -1,8 +1,10 @@
 """A real Kubernetes control plane on loopback for tests: etcd + kube-apiserver (+ controllers).
 
-Use it from any conftest with one line::
+Tests get the session's cluster from the ``kube_cluster`` fixture (``tests/conftest.py``; controllers and
+scheduler running) or ``static_kube_cluster`` (``tests/kube/conftest.py``; etcd + apiserver only). Elsewhere
+(evals, benchmarks) it has the shape of every test server (``tests/support/server.py``)::
 
-    from tests.support.kube import kube_cluster  # noqa: F401  (session fixture -> KubeCluster)
+    with KubeCluster(workdir, controllers=False) as cluster: ...
 
 What you get (:class:`KubeCluster`):
 
@@ -23,7 +25,7 @@ want them tainted and their Pods evicted mid-test.
 
 Binaries: kube-apiserver/-controller-manager/-scheduler v1.20.2 built by ``make kube-bin`` into
 ``$ARGOCD_ASSISTANT_CACHE/kubernetes-1.20.2/bin`` and Debian's ``etcd``. When they are missing the
-fixture FAILS (never skips) with a message saying how to build them.
+cluster FAILS to start (never skips) with a message saying how to build them.
 """
 
 from __future__ import annotations
@@ -39,13 +41,12 @@ import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -53,6 +54,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from .net import free_port
+from .server import Server
 
 KUBE_VERSION = "1.20.2"
 CRD_DIR = Path(__file__).parent / "crds"
@@ -147,24 +149,25 @@ class _Proc:
 
 
 @dataclass
-class KubeCluster:
-    """A running control plane. Create with :meth:`start`; stop with :meth:`stop`."""
+class KubeCluster(Server):
+    """A control plane in ``workdir``: ``with KubeCluster(workdir) as cluster`` (or ``.start()`` / ``.stop()``).
+    ``controllers``: run kube-controller-manager (ReplicaSets, Pods, tokens); ``scheduler``: bind Pods."""
 
     workdir: Path
-    url: str = ""
-    ca_path: Path = Path()
-    ca_pem: bytes = b""
-    admin_token: str = ""
-    admin_kubeconfig: Path = Path()
-    with_controllers: bool = True
-    _procs: list[_Proc] = field(default_factory=list)
-    _client: httpx.Client | None = None
-    _resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    controllers: bool = True
+    scheduler: bool = False
+    url: str = field(default="", init=False)
+    ca_path: Path = field(default=Path(), init=False)
+    ca_pem: bytes = field(default=b"", init=False)
+    admin_token: str = field(default="", init=False)
+    admin_kubeconfig: Path = field(default=Path(), init=False)
+    _procs: list[_Proc] = field(default_factory=list, init=False)
+    _client: httpx.Client | None = field(default=None, init=False)
+    _resources: dict[str, list[dict[str, Any]]] = field(default_factory=dict, init=False)
 
     # -- lifecycle --
 
-    @classmethod
-    def start(cls, workdir: Path, *, controllers: bool = True, scheduler: bool = False) -> KubeCluster:
+    def start(self) -> KubeCluster:
         bindir = kube_bin_dir()
         etcd = shutil.which("etcd") or "/usr/bin/etcd"
         missing = [
@@ -176,13 +179,12 @@ class KubeCluster:
             missing.append("etcd")
         if missing:
             raise RuntimeError(f"kube binaries missing ({', '.join(missing)}): run `make kube-bin` first")
-        cluster = cls(workdir=workdir, with_controllers=controllers)
         try:
-            cluster._start(etcd, bindir, scheduler=scheduler)
+            self._start(etcd, bindir, scheduler=self.scheduler)
         except BaseException:
-            cluster.stop()
+            self.stop()
             raise
-        return cluster
+        return self
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = self.workdir / f"{name}.log"
@@ -293,7 +295,7 @@ class KubeCluster:
         )
         self._wait_ready()
 
-        if self.with_controllers:
+        if self.controllers:
             self._spawn(
                 "kube-controller-manager",
                 [
@@ -326,7 +328,7 @@ class KubeCluster:
             self.apply_yaml(crd.read_text())
         self._wait_for(lambda: self._served("argoproj.io/v1alpha1", "Application"), "Application CRD served")
         self._wait_for(lambda: self._served("argoproj.io/v1alpha1", "AppProject"), "AppProject CRD served")
-        if self.with_controllers:
+        if self.controllers:
             # The serviceaccount controller makes `default` in each namespace: proof controllers run.
             self._wait_for(
                 lambda: self.get("v1", "ServiceAccount", "default", "default") is not None,
@@ -567,19 +569,6 @@ class KubeCluster:
         self.http.put(path, json=body).raise_for_status()
 
 
-@contextlib.contextmanager
-def running_cluster(
-    workdir: Path, *, controllers: bool = True, scheduler: bool = False
-) -> Iterator[KubeCluster]:
-    cluster = KubeCluster.start(workdir, controllers=controllers, scheduler=scheduler)
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture(scope="session")
-def kube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KubeCluster]:
-    """etcd + kube-apiserver + kube-controller-manager + kube-scheduler, shared by the session."""
-    with running_cluster(tmp_path_factory.mktemp("kube"), controllers=True, scheduler=True) as cluster:
-        yield cluster
+def running_cluster(workdir: Path, *, controllers: bool = True, scheduler: bool = False) -> KubeCluster:
+    """The same as ``KubeCluster(...)`` (a context manager); kept for ``bench/`` and ``evals/``."""
+    return KubeCluster(workdir, controllers=controllers, scheduler=scheduler)

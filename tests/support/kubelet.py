@@ -6,7 +6,7 @@ The apiserver proxies ``GET /api/v1/namespaces/<ns>/pods/<pod>/log`` to
 ``--kubelet-certificate-authority`` it does not verify the kubelet's certificate, so a self-signed one
 is enough. Use::
 
-    kubelet = FakeKubelet.start(); node = kubelet.node("node-1"); cluster.create(node, status=True)
+    kubelet = FakeKubelet().start(); node = kubelet.node("node-1"); cluster.create(node, status=True)
     kubelet.set_log("shop", "web-1", "app", "line 1\\nline 2\\n", previous=True)
 
 (or ``kubelet.register_node(cluster, "node-1")``) and create Pods with ``spec.nodeName: node-1``.
@@ -18,18 +18,18 @@ import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import pytest
-
 from .kube import KubeCluster, _pem_cert, _pem_key, make_ca, make_serving_cert
+from .server import Server
 
 
-class FakeKubelet:
+class FakeKubelet(Server):
+    """The session's one is the ``fake_kubelet`` fixture; elsewhere ``with FakeKubelet() as kubelet``."""
+
     def __init__(self) -> None:
         self._logs: dict[tuple[str, str, str, bool], str] = {}
         self._lock = threading.Lock()
@@ -39,11 +39,13 @@ class FakeKubelet:
         self._thread: threading.Thread | None = None
         self.port = 0
 
-    @classmethod
-    def start(cls) -> FakeKubelet:
-        kubelet = cls()
-        kubelet._serve()
-        return kubelet
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def start(self) -> FakeKubelet:
+        self._serve()
+        return self
 
     def set_log(self, namespace: str, pod: str, container: str, text: str, *, previous: bool = False) -> None:
         with self._lock:
@@ -162,11 +164,3 @@ class FakeKubelet:
             self._server.server_close()
             self._server = None
 
-
-@pytest.fixture(scope="session")
-def fake_kubelet() -> Iterator[FakeKubelet]:
-    kubelet = FakeKubelet.start()
-    try:
-        yield kubelet
-    finally:
-        kubelet.stop()

@@ -8,10 +8,12 @@ given ``--insecure`` (docs/upstream-facts.md, Llama Stack).
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
-from .model_server import _free_port
+from .net import free_port
 from .processes import ServerProcess
+from .server import Server
 
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "tests" / "infra"
@@ -36,10 +38,10 @@ def llama_stack_venv(version: str) -> Path:
     return Path(result.stdout.strip().splitlines()[-1])
 
 
-class LlamaStackServer:
+class LlamaStackServer(Server):
     def __init__(self, version: str, model_url: str, state_dir: Path) -> None:
         self.version = version
-        self.port = _free_port()
+        self.port = free_port()
         venv = llama_stack_venv(version)
         state_dir.mkdir(parents=True, exist_ok=True)
         self._process = ServerProcess(
@@ -78,3 +80,15 @@ class LlamaStackServer:
 
     def log_tail(self) -> str:
         return self._process.log_tail()
+
+
+@dataclass(frozen=True)
+class Combo:
+    """One provider on one running server: what the ``combo`` / ``contract_combo`` fixtures give a test."""
+
+    provider: str
+    llama_stack: LlamaStackServer
+
+    @property
+    def version(self) -> str:
+        return self.llama_stack.version

@@ -25,8 +25,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from .net import free_port as _free_port  # older tests import it from here
+from .net import free_port
+from .server import Server
 from .threaded import ThreadedServer
+
+_free_port = free_port  # bench/ imports it from here; tests use tests.support.net.free_port
 
 MODELS = ("scripted-model", "scripted-model-b")
 
@@ -87,10 +90,10 @@ def _tokens(text: str) -> list[str]:
     return [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
 
 
-class ScriptedModel:
+class ScriptedModel(Server):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port or free_port(host)
         self.received: list[Received] = []
         self._script: list[Reply] = []
         self._default: Reply = Reply()
@@ -145,12 +148,6 @@ class ScriptedModel:
     def stop(self) -> None:
         if self._server is not None:
             self._server.stop()
-
-    def __enter__(self) -> ScriptedModel:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     # -- the HTTP side --------------------------------------------------------------------------
     def _app(self) -> Starlette:

@@ -17,24 +17,23 @@ from starlette.routing import Route
 
 from assistant_backend.context.tokens import estimate_tokens
 
-from .model_server import _free_port
+from .server import Server
 from .threaded import ThreadedServer
 
 _HOP = ("content-length", "transfer-encoding", "connection")
 
 
-class RecordingRelay:
+class RecordingRelay(Server):
     def __init__(self, target: str) -> None:
         self.target = target
-        self.port = _free_port()
         self.posts: list[tuple[str, dict[str, Any]]] = []
         self._client: httpx.AsyncClient | None = None  # made on the relay's own loop
         app = Starlette(routes=[Route("/{path:path}", self._relay, methods=["GET", "POST", "DELETE"])])
-        self._server = ThreadedServer(app, "127.0.0.1", self.port, "recording-relay")
+        self._server = ThreadedServer(app, name="recording-relay")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._server.url
 
     def start(self) -> RecordingRelay:
         self._server.start()
@@ -42,12 +41,6 @@ class RecordingRelay:
 
     def stop(self) -> None:
         self._server.stop()
-
-    def __enter__(self) -> RecordingRelay:
-        return self.start()
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
 
     async def _relay(self, request: Request) -> Response:
         if self._client is None:

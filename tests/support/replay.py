@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .model_server import _free_port
+from .server import Server
 from .threaded import ThreadedServer
 
 
@@ -20,16 +20,23 @@ class Canned:
     content_type: str = "application/json"
 
 
-class ReplayServer:
+class ReplayServer(Server):
     def __init__(self, routes: dict[tuple[str, str], Canned]) -> None:
         self.routes = routes
-        self.port = _free_port()
         self.requests: list[tuple[str, str, bytes]] = []
-        self._server: ThreadedServer | None = None
+        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "DELETE"])])
+        self._server = ThreadedServer(app, name="replay")
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self._server.url
+
+    def start(self) -> ReplayServer:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
 
     async def _handle(self, request: Request) -> Response:
         body = await request.body()
@@ -38,13 +45,3 @@ class ReplayServer:
         if canned is None:
             return Response(b'{"detail":"Not Found"}', 404, media_type="application/json")
         return Response(canned.body, canned.status, media_type=canned.content_type)
-
-    def __enter__(self) -> ReplayServer:
-        app = Starlette(routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "DELETE"])])
-        self._server = ThreadedServer(app, "127.0.0.1", self.port, "replay")
-        self._server.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self._server is not None:
-            self._server.stop()

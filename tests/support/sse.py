@@ -27,6 +27,13 @@ def events_of(response: httpx.Response) -> Iterator[Event]:
         yield _event(sse.event, sse.data)
 
 
+def events_if_streamed(response: httpx.Response) -> list[Event]:
+    """The events of a response read whole, or none when it is not a stream (a JSON error)."""
+    if not response.headers.get("content-type", "").startswith("text/event-stream"):
+        return []
+    return list(events_of(response))
+
+
 def parse(text: str) -> list[Event]:
     """The events in a complete stream's text."""
     response = httpx.Response(200, headers={"content-type": "text/event-stream"}, content=text.encode())

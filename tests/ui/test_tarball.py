@@ -7,8 +7,8 @@ import subprocess
 import tarfile
 from pathlib import Path
 
-from tests.browser.hostpage import extension_files
-from tests.ui.installer import install, ui_tarball, ui_version
+from tests.support.hostpage import extension_files
+from tests.support.installer import install, ui_tarball, ui_version
 
 EXTENSION_JS = re.compile(r"^extension(.*)\.js$")
 

@@ -162,7 +162,6 @@ async def test_responses_provider_keeps_reading_until_llama_stack_has_stored_the
     from starlette.responses import StreamingResponse
     from starlette.routing import Route
 
-    from tests.support.model_server import _free_port
     from tests.support.threaded import ThreadedServer
 
     captured = (DATA / "responses-0.3.5-stream.sse").read_bytes()
@@ -179,13 +178,9 @@ async def test_responses_provider_keeps_reading_until_llama_stack_has_stored_the
     async def version(request: object) -> StreamingResponse:
         return StreamingResponse(iter([b'{"version": "0.3.5"}']), media_type="application/json")
 
-    port = _free_port()
-    server = ThreadedServer(Starlette(routes=[Route("/v1/version", version), Route("/v1/responses", responses,
-                                                                                   methods=["POST"])]),
-                            "127.0.0.1", port, "storing-llama-stack")
-    server.start()
-    try:
-        url = f"http://127.0.0.1:{port}"
+    app = Starlette(routes=[Route("/v1/version", version), Route("/v1/responses", responses, methods=["POST"])])
+    with ThreadedServer(app, name="storing-llama-stack") as server:
+        url = server.url
         async with httpx.AsyncClient(base_url=url) as http:
             provider = ResponsesProvider(LlamaStack(http), LlamaStackConfig(url=url))
             turn = await provider.open_turn(_request())
@@ -197,8 +192,6 @@ async def test_responses_provider_keeps_reading_until_llama_stack_has_stored_the
             await turn.aclose()
             assert isinstance(seen[-1], Completed), seen[-3:]
             await provider.aclose()
-    finally:
-        server.stop()
 
 
 async def _chunks(parts: list[bytes]):  # type: ignore[no-untyped-def]

@@ -13,13 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Combo
-from tests.support.backend import BackendProcess, backend_config
-from tests.support.llamastack import LlamaStackServer
+from tests.support.backend import UNLIMITED, BackendProcess, backend_config
+from tests.support.llamastack import Combo, LlamaStackServer
 from tests.support.model_server import Reply, ScriptedModel
+from tests.support.net import argocd_headers
+from tests.support.probe import BackendProbe
 from tests.support.sse import iter_events
-
-from .conftest import IDENTITY, UNLIMITED, BackendProbe
 
 pytestmark = [pytest.mark.llamastack, pytest.mark.faults]
 
@@ -34,7 +33,7 @@ async def test_disconnect_cancels_the_model_call_within_a_second(
     model.script(LONG_ANSWER)
     async with httpx.AsyncClient(timeout=30) as client:
         async with client.stream("POST", f"{backend.url}/v1/chat", json={"question": "Long?"},
-                                 headers=IDENTITY) as response:
+                                 headers=argocd_headers()) as response:
             async for event in iter_events(response):
                 if event.name == "token":
                     break
@@ -48,7 +47,7 @@ async def test_disconnect_cancels_the_model_call_within_a_second(
 
 async def _one_disconnect(client: httpx.AsyncClient, url: str, user: str, stage: int) -> str:
     """Leave at one of three points: before the response head, after `start`, after a token."""
-    headers = {**IDENTITY, "Argocd-Username": user}
+    headers = argocd_headers(user=user)
     if stage == 0:
         try:
             async with asyncio.timeout(0.05):
@@ -94,7 +93,7 @@ BUSY = {"not yet released (429)"}
 async def _every_user_has_all_its_slots(url: str, users: int, per_user: int) -> None:
     async def first_event(user: str) -> str:
         async with httpx.AsyncClient(timeout=30) as client:
-            headers = {**IDENTITY, "Argocd-Username": user}
+            headers = argocd_headers(user=user)
             async with client.stream("POST", f"{url}/v1/chat", json={"question": "Free?"}, headers=headers) as r:
                 if r.status_code != 200:
                     await r.aread()

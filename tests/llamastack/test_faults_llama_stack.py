@@ -15,12 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Combo
-from tests.support.backend import BackendProcess, backend_config
-from tests.support.llamastack import LlamaStackServer
+from tests.support.backend import UNLIMITED, BackendProcess, backend_config
+from tests.support.client import converse
+from tests.support.llamastack import Combo, LlamaStackServer
 from tests.support.model_server import Reply, ScriptedModel
-
-from .conftest import IDENTITY, UNLIMITED, converse
+from tests.support.net import argocd_headers
+from tests.support.server import Server
 
 pytestmark = [pytest.mark.llamastack, pytest.mark.faults]
 
@@ -153,16 +153,25 @@ async def test_model_failures_reach_the_client_as_clear_errors(
     assert (await converse(backend.url, deadline_s=60)).names[-1] == "end"
 
 
-class GarbageServer:
+class GarbageServer(Server):
     """Something that is not Llama Stack listening where Llama Stack should be: it answers every
     connection with bytes that are not HTTP, or with HTML, then closes."""
 
     def __init__(self, payload: bytes) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
         self.payload = payload
+        self.sock = socket.create_server(("127.0.0.1", 0))
         self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def start(self) -> GarbageServer:
         self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.sock.close()
 
     def _serve(self) -> None:
         while True:
@@ -178,9 +187,6 @@ class GarbageServer:
                 except OSError:
                     pass
 
-    def close(self) -> None:
-        self.sock.close()
-
 
 @pytest.mark.parametrize(
     "payload",
@@ -192,15 +198,12 @@ class GarbageServer:
 async def test_something_else_where_llama_stack_should_be(
     start_backend: Callable[..., BackendProcess], payload: bytes
 ) -> None:
-    server = GarbageServer(payload)
-    try:
-        backend = start_backend(backend_config(f"http://127.0.0.1:{server.port}", limits=UNLIMITED))
+    with GarbageServer(payload) as server:
+        backend = start_backend(backend_config(server.url, limits=UNLIMITED))
         ready = readyz(backend.url)
         assert ready.status_code == 503 and ready.json()["error"]["code"] == "not_ready"
         outcome = await converse(backend.url, deadline_s=30)
         assert outcome.status in {502, 503} and outcome.failure_code() in UPSTREAM_CODES, outcome
-        models = httpx.get(f"{backend.url}/v1/models", headers=IDENTITY, timeout=30)
+        models = httpx.get(f"{backend.url}/v1/models", headers=argocd_headers(), timeout=30)
         assert models.status_code in {502, 503} and models.json()["error"]["code"] in UPSTREAM_CODES
         assert "Traceback" not in backend.log()
-    finally:
-        server.close()

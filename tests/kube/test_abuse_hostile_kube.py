@@ -13,14 +13,15 @@ import pytest
 import yaml
 
 from evals.scale import LargeApp, create_large_application
-from tests.faults.relay import DelayRelay
-from tests.support.backend import BackendProcess, backend_config
+from tests.support.backend import UNLIMITED, BackendProcess, backend_config
+from tests.support.client import error_of
+from tests.support.delay_relay import DelayRelay
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import ScriptedModel
-
-from .conftest import IDENTITY, error_of, events_of
+from tests.support.net import argocd_headers
+from tests.support.sse import events_if_streamed as events_of
 
 pytestmark = [pytest.mark.kube, pytest.mark.llamastack]
 
@@ -33,7 +34,7 @@ class World:
     theirs: LargeApp
 
     def headers(self, **changes: str) -> dict[str, str]:
-        return {**IDENTITY, "Argocd-Application-Name": f"{self.mine.namespace}:big", **changes}
+        return {**argocd_headers(application=f"{self.mine.namespace}:big"), **changes}
 
 
 @pytest.fixture(scope="module")
@@ -41,24 +42,20 @@ def world(llama_stack_073: LlamaStackServer, kube_cluster: KubeCluster, fake_kub
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The session's control plane, reached through a relay that counts what the backend sends."""
     workdir: Path = tmp_path_factory.mktemp("hostile-kube")
-    host, port = kube_cluster.url.removeprefix("https://").split(":")
-    relay = DelayRelay(host, int(port))  # no delay: it only counts
+    relay = DelayRelay(kube_cluster.url).start()  # no delay: it only counts
     try:
         mine = create_large_application(kube_cluster, fake_kubelet, resources=9, unhealthy=1)
         theirs = create_large_application(kube_cluster, fake_kubelet, resources=9, unhealthy=1)
         config = yaml.safe_load(kube_cluster.admin_kubeconfig.read_text())
         for entry in config["clusters"]:
-            entry["cluster"]["server"] = f"https://127.0.0.1:{relay.port}"
+            entry["cluster"]["server"] = relay.url
         kubeconfig = workdir / "relayed.kubeconfig"
         kubeconfig.write_text(yaml.safe_dump(config))
-        backend = BackendProcess(backend_config(
-            llama_stack_073.url, "responses", limits={"requests_per_minute": 0, "max_streams_per_user": 0},
+        with BackendProcess(backend_config(
+            llama_stack_073.url, "responses", limits=UNLIMITED,
             kubernetes={"enabled": True, "kubeconfig": str(kubeconfig), "argocd_namespace": "argocd"},
-        ), workdir / "backend").start()
-        try:
+        ), workdir / "backend") as backend:
             yield World(backend, relay, mine, theirs)
-        finally:
-            backend.stop()
     finally:
         relay.stop()
 

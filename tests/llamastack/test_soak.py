@@ -20,10 +20,11 @@ import httpx
 import psutil
 import pytest
 
-from tests.support.backend import SECRET, BackendProcess, backend_config
+from tests.support.backend import UNLIMITED, BackendProcess, backend_config
 from tests.support.llamastack import LlamaStackServer
 from tests.support.metrics import metrics_once
 from tests.support.model_server import Reply, ScriptedModel
+from tests.support.net import argocd_headers
 from tests.support.sse import iter_events
 
 pytestmark = [pytest.mark.llamastack, pytest.mark.soak, pytest.mark.timeout(0)]
@@ -41,8 +42,7 @@ RESOURCES = [
 
 
 def headers(user: str) -> dict[str, str]:
-    return {"Authorization": SECRET, "Argocd-Application-Name": "argocd:guestbook",
-            "Argocd-Project-Name": "default", "Argocd-Username": user}
+    return argocd_headers(user=user)
 
 
 class Traffic:
@@ -120,12 +120,12 @@ def slope_mb_per_min(samples: list[tuple[float, float]]) -> float:
 async def test_soak_mixed_traffic(llama_stack_073: LlamaStackServer, start_backend: Callable[..., BackendProcess],
                                   model: ScriptedModel, artifacts_dir: Path) -> None:
     backend = start_backend(backend_config(llama_stack_073.url, "responses", llama_stack={"timeout_s": 120},
-                                           limits={"requests_per_minute": 0, "max_streams_per_user": 0},
+                                           limits=UNLIMITED,
                                            server={"log_level": "warning"}))
     # Long answers at a readable pace: 100 streams stay open while Llama Stack sees ~10 new turns a
     # second; its SQLite stores (the test config) fail above a few dozen a second on 2 cores.
     model.set_default(Reply(text=" ".join(f"t{i}" for i in range(40)), token_delay_s=TOKEN_DELAY_S))
-    process = psutil.Process(backend._process.process.pid)  # type: ignore[union-attr]
+    process = psutil.Process(backend.pid)
     traffic = Traffic(backend.url, seed=int(os.environ.get("SOAK_SEED", "7")))
     started = time.monotonic()
     stop_at = started + SECONDS

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from evals.scale import LargeApp, create_large_application
-from tests.support.backend import BackendProcess, backend_config
+from tests.support.backend import UNLIMITED, BackendProcess, backend_config
+from tests.support.client import converse
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import ScriptedModel
-
-from .conftest import IDENTITY, UNLIMITED, converse
+from tests.support.net import argocd_headers
 
 pytestmark = [pytest.mark.kube, pytest.mark.llamastack, pytest.mark.faults]
 
@@ -49,7 +49,7 @@ def _backend(start_backend: Callable[..., BackendProcess], llama: LlamaStackServ
 
 
 def _headers(app: LargeApp) -> dict[str, str]:
-    return {**IDENTITY, "Argocd-Application-Name": f"{app.namespace}:big"}
+    return argocd_headers(application=f"{app.namespace}:big")
 
 
 def _limited_kubeconfig(world: World) -> Path:

@@ -1,4 +1,4 @@
-"""The Argo CD-like host page as Starlette routes.
+"""The Argo CD-like host page as Starlette routes, and :class:`HostPage`, the driver a browser test uses.
 
 Served from the same origin as `/extensions/assistant/...` (the test Argo CD proxy mounts these
 routes), so the panel's same-origin fetches carry the `argocd.token` cookie exactly as in Argo CD.
@@ -21,12 +21,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from playwright.async_api import ConsoleMessage, Locator, Page, expect
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-HOST_DIR = Path(__file__).resolve().parent / "host"
+REPO = Path(__file__).resolve().parents[2]
+HOST_DIR = REPO / "tests" / "browser" / "host"  # the page's own npm package (`make ui` builds it)
+ARTIFACTS = REPO / "test-artifacts" / "browser"  # screenshots
 EXTENSION_FILE = re.compile(r"^extension(.*)\.js$")
 REACT_VERSIONS = ("16", "19")
 
@@ -140,3 +143,72 @@ def sample_config() -> dict[str, Any]:
     real apiserver)."""
     loaded: dict[str, Any] = json.loads((HOST_DIR / "sample-app.json").read_text(encoding="utf-8"))
     return loaded
+
+
+class HostPage:
+    """The Argo CD-like page with the Assistant in it, plus what a test needs to look at it."""
+
+    def __init__(
+        self, page: Page, base_url: str, react: str, theme: str = "light", dev: bool = False
+    ) -> None:
+        self.page = page
+        self.dev = dev
+        self.base_url = base_url
+        self.react = react
+        self.theme = theme
+        self.page_errors: list[str] = []
+        self.console_errors: list[str] = []
+        self.console_warnings: list[str] = []
+        page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+        page.on("console", self._console)
+
+    def _console(self, msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            self.console_errors.append(msg.text)
+        elif msg.type == "warning":
+            self.console_warnings.append(msg.text)
+
+    async def open(self, node: str | None = None, tab: str | None = None) -> None:
+        query = f"react={self.react}&theme={self.theme}" + ("&dev=1" if self.dev else "")
+        if node:
+            query += f"&node={node}"
+        if tab:
+            query += f"&tab={tab}"
+        await self.page.goto(f"{self.base_url}/?{query}")
+        await expect(self.page.get_by_test_id("host-tree")).to_be_visible()
+
+    async def select(self, node: str) -> None:
+        # The sliding panel covers the tree, as in Argo CD: close it first.
+        if await self.page.get_by_test_id("host-resource-panel").count():
+            await self.page.get_by_test_id("host-close").click()
+        await self.page.locator(f'[data-testid="host-node"][data-node="{node}"]').click()
+
+    async def tab(self, title: str) -> None:
+        await self.page.locator(f'[data-testid="host-tab"][data-tab="{title}"]').click()
+
+    async def open_assistant(self, node: str) -> None:
+        await self.select(node)
+        await self.tab("Assistant")
+        await expect(self.panel).to_be_visible()
+
+    @property
+    def panel(self) -> Locator:
+        return self.page.get_by_test_id("aa-panel")
+
+    async def ask(self, question: str) -> None:
+        box = self.page.get_by_test_id("aa-input")
+        await box.fill(question)
+        await box.press("Enter")
+
+    def turns(self) -> Locator:
+        return self.page.get_by_test_id("aa-turn")
+
+    async def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        safe = re.sub(r"[^\w.-]+", "-", name)
+        path = ARTIFACTS / f"react{self.react}-{self.theme}-{safe}.png"
+        await self.page.screenshot(path=str(path), full_page=False)
+        return path
+
+    def assert_no_page_errors(self) -> None:
+        assert self.page_errors == [], self.page_errors

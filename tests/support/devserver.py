@@ -15,9 +15,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from tests.browser.hostpage import host_routes, sample_config
-from tests.support.argocd_proxy import ArgoCDProxy
-from tests.ui.installer import REPO
+from .argocd_proxy import ArgoCDProxy
+from .hostpage import REPO, host_routes, sample_config
 
 
 async def dev_login(request: Request) -> Response:

@@ -8,56 +8,56 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.backend import BackendProcess
+from tests.support.backend import BackendProcess, backend_config
+from tests.support.client import ask, error_of
 from tests.support.llamastack import LlamaStackServer
 from tests.support.model_server import Reply, ScriptedModel
+from tests.support.net import argocd_headers
 from tests.support.sse import iter_events
-
-from .conftest import ask, error_of, identity, start_backend_for
 
 pytestmark = pytest.mark.llamastack
 
 
 @pytest.fixture(scope="module")
 def limited(llama_stack_073: LlamaStackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
-    backend = start_backend_for(llama_stack_073, tmp_path_factory.mktemp("limited"),
-                                limits={"requests_per_minute": 3, "max_streams_per_user": 2})
-    yield backend
-    backend.stop()
+    config = backend_config(llama_stack_073.url, "responses",
+                            limits={"requests_per_minute": 3, "max_streams_per_user": 2})
+    with BackendProcess(config, tmp_path_factory.mktemp("limited")) as backend:
+        yield backend
 
 
 def test_rate_limit_is_per_user_with_retry_after(limited: BackendProcess, model: ScriptedModel) -> None:
     for _ in range(3):
-        response, events = ask(limited.url, headers=identity(**{"Argocd-Username": "rita"}))
+        response, events = ask(limited.url, headers=argocd_headers(user="rita"))
         assert response.status_code == 200 and events[-1].name == "end"
     answered = len(model.completions())
 
-    response, _ = ask(limited.url, headers=identity(**{"Argocd-Username": "rita"}))
+    response, _ = ask(limited.url, headers=argocd_headers(user="rita"))
     assert response.status_code == 429 and error_of(response)["code"] == "rate_limited"
     retry_after = int(response.headers["Retry-After"])
     assert 1 <= retry_after <= 20  # 3 a minute: a token every 20 s
     assert len(model.completions()) == answered, "a refused request reached the model"
 
     # Another user, and the same user on another application header, are separate/same respectively:
-    other, events = ask(limited.url, headers=identity(**{"Argocd-Username": "sam"}))
+    other, events = ask(limited.url, headers=argocd_headers(user="sam"))
     assert other.status_code == 200 and events[-1].name == "end"
-    elsewhere, _ = ask(limited.url, headers=identity(**{
-        "Argocd-Username": "rita", "Argocd-Application-Name": "team-a:shop", "Argocd-Project-Name": "team-a"}))
+    elsewhere, _ = ask(limited.url, headers=argocd_headers(
+        user="rita", application="team-a:shop", project="team-a"))
     assert elsewhere.status_code == 429, "the limit follows the user, not the application"
 
 
 def test_unauthenticated_requests_do_not_spend_a_users_tokens(limited: BackendProcess) -> None:
     for _ in range(10):
         response = httpx.post(f"{limited.url}/v1/chat", json={"question": "q"},
-                              headers={**identity(**{"Argocd-Username": "uma"}), "Authorization": "Bearer no"})
+                              headers={**argocd_headers(user="uma"), "Authorization": "Bearer no"})
         assert response.status_code == 401
-    response, events = ask(limited.url, headers=identity(**{"Argocd-Username": "uma"}))
+    response, events = ask(limited.url, headers=argocd_headers(user="uma"))
     assert response.status_code == 200 and events[-1].name == "end"
 
 
 async def test_stream_cap_and_release_on_disconnect(limited: BackendProcess, model: ScriptedModel) -> None:
     model.set_default(Reply(text=" ".join(f"w{i}" for i in range(400)), token_delay_s=0.05))
-    headers = identity(**{"Argocd-Username": "vera"})
+    headers = argocd_headers(user="vera")
     async with httpx.AsyncClient(timeout=30) as client:
         streams, readers = [], []  # keep the readers: a collected one closes its response
         for _ in range(2):

@@ -19,28 +19,26 @@ import httpx
 import pytest
 
 from assistant_backend.errors import STATUS, ErrorCode
-from tests.support.backend import BackendProcess
+from tests.support.backend import UNLIMITED, BackendProcess, backend_config
 from tests.support.llamastack import LlamaStackServer
-
-from .conftest import IDENTITY, start_backend_for
+from tests.support.net import argocd_headers
 
 pytestmark = [pytest.mark.llamastack, pytest.mark.fuzz]
 
 HERE = Path(__file__).resolve().parent
-FUZZ_IDENTITY = {**IDENTITY, "Argocd-User-Id": "alice-id", "Argocd-User-Groups": "dev"}
+FUZZ_IDENTITY = argocd_headers(Argocd_User_Id="alice-id", Argocd_User_Groups="dev")
 
 
 @pytest.fixture(scope="module")
 def fuzz_backend(llama_stack_073: LlamaStackServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackendProcess]:
-    backend = start_backend_for(llama_stack_073, tmp_path_factory.mktemp("fuzz"),
-                                limits={"requests_per_minute": 0, "max_streams_per_user": 0})
-    yield backend
-    backend.stop()
+    config = backend_config(llama_stack_073.url, "responses", limits=UNLIMITED)
+    with BackendProcess(config, tmp_path_factory.mktemp("fuzz")) as backend:
+        yield backend
 
 
 def test_schema_is_published_to_argo_cd_only(fuzz_backend: BackendProcess) -> None:
     assert httpx.get(f"{fuzz_backend.url}/v1/openapi.json").status_code == 401
-    schema = httpx.get(f"{fuzz_backend.url}/v1/openapi.json", headers=IDENTITY).json()
+    schema = httpx.get(f"{fuzz_backend.url}/v1/openapi.json", headers=argocd_headers()).json()
     assert schema["openapi"].startswith("3.1")
     assert set(schema["paths"]) == {"/v1/chat", "/v1/conversations/{conversation_id}", "/v1/models"}
     codes = schema["components"]["schemas"]["ErrorCode"]["enum"]

@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from tests.support.backend import SECRET, BackendProcess
+from tests.support.client import ask, conversation_of, error_of
 from tests.support.model_server import ScriptedModel
-
-from .conftest import IDENTITY, ask, conversation_of, error_of, events_of, identity
+from tests.support.net import argocd_headers
+from tests.support.sse import events_if_streamed
 
 pytestmark = [pytest.mark.llamastack]
 
@@ -197,7 +198,7 @@ def alices_conversation(abuse_backend: BackendProcess) -> str:
 
 
 def _headers(case: Case) -> list[Header]:
-    values: dict[str, str | bytes] = {k: v for k, v in IDENTITY.items() if k not in case.drop}
+    values: dict[str, str | bytes] = {k: v for k, v in argocd_headers().items() if k not in case.drop}
     values.update(case.set)
     headers: list[Header] = list(values.items())
     if case.content_type is not None:
@@ -219,7 +220,7 @@ def test_hostile_request(abuse_backend: BackendProcess, model: ScriptedModel, ca
     assert response.status_code == case.status, response.text[:500]
     assert "x-request-id" in response.headers and len(response.headers["x-request-id"]) <= 64
     if case.code is None:
-        events = events_of(response)
+        events = events_if_streamed(response)
         assert events and events[-1].name == "end", [e.name for e in events]
         if case.never_seen:
             seen = "\n".join(r.text() for r in model.completions())
@@ -263,7 +264,7 @@ def _length(data: bytes) -> int:
 
 def _head(content_length: int | None) -> bytes:
     lines = [b"POST /v1/chat HTTP/1.1", b"Host: backend", b"Content-Type: application/json"]
-    lines += [f"{k}: {v}".encode() for k, v in IDENTITY.items()]
+    lines += [f"{k}: {v}".encode() for k, v in argocd_headers().items()]
     lines.append(f"Content-Length: {content_length}".encode() if content_length is not None
                  else b"Transfer-Encoding: chunked")
     return b"\r\n".join(lines) + b"\r\n\r\n"
@@ -316,7 +317,7 @@ def test_chunked_body_over_the_limit_is_413(abuse_backend: BackendProcess, model
 
 def test_accepted_requests_still_answer_after_the_table(abuse_backend: BackendProcess) -> None:
     """The backend is healthy after all of the above: no wedged worker, no leaked stream."""
-    response, events = ask(abuse_backend.url, "Still fine?", headers=identity())
+    response, events = ask(abuse_backend.url, "Still fine?", headers=argocd_headers())
     assert response.status_code == 200 and events[-1].name == "end"
     metrics = httpx.get(f"{abuse_backend.url}/metrics").text
     active = [line for line in metrics.splitlines() if line.startswith("assistant_active_streams ")]

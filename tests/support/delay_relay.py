@@ -1,8 +1,10 @@
 """A TCP relay in front of a real server that delays what clients send, per connection.
 
-TLS passes through untouched (the apiserver's certificate still verifies). ``delay_s`` applies to
-every connection; ``fast_connections`` exempts the first N connections, so a client's first pooled
-connection stays quick while every further one hangs: some API calls answer, others time out.
+``DelayRelay(server_url)``: clients use ``relay.url`` (the same scheme, the relay's port) instead of
+``server_url``. TLS passes through untouched (the apiserver's certificate still verifies: it names
+127.0.0.1). ``delay_s`` applies to every connection; ``fast_connections`` exempts the first N
+connections, so a client's first pooled connection stays quick while every further one hangs: some
+API calls answer, others time out. ``connections`` and ``client_chunks`` count what clients sent.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import asyncio
 import contextlib
 import itertools
 import threading
+from urllib.parse import urlsplit
+
+from .server import Server
 
 
-class DelayRelay:
-    def __init__(self, target_host: str, target_port: int, *, delay_s: float = 0.0, fast_connections: int = 0) -> None:
-        self.target = (target_host, target_port)
+class DelayRelay(Server):
+    def __init__(self, target_url: str, *, delay_s: float = 0.0, fast_connections: int = 0) -> None:
+        target = urlsplit(target_url)
+        assert target.hostname and target.port, f"{target_url}: the relay needs a host and an explicit port"
+        self.scheme = target.scheme
+        self.target = (target.hostname, target.port)
         self.delay_s = delay_s
         self.fast_connections = fast_connections
         self.connections = 0
@@ -25,9 +33,16 @@ class DelayRelay:
         self._ready = threading.Event()
         self.port = 0
         self._thread = threading.Thread(target=self._run, daemon=True, name="delay-relay")
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> DelayRelay:
         self._thread.start()
         if not self._ready.wait(10):
             raise RuntimeError("delay relay did not start")
+        return self
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -69,6 +84,9 @@ class DelayRelay:
             )
 
     def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+
         async def cancel_all() -> None:
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in tasks:
