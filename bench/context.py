@@ -40,16 +40,17 @@ from assistant_backend.context.engine import KubeContext
 from assistant_backend.wire import LogsAttachment, Resource
 from evals.runner import engine_settings
 from evals.scale import create_large_application
+from tests.support.delay_relay import DelayRelay
 
 from .common import WORK, save, table
-from .kube import DelayProxy, kube
+from .kube import kube
 
 LATENCIES_S = (0.0, 0.05)
 POD_LOGS = ("argocd", "backend")  # the default deployment first
 PANEL_LOG_CONTAINERS = 4  # extension-ui/src/attachments.ts MAX_LOG_CONTAINERS
 
 
-def _slowest_single_call(cluster: Any, proxy: DelayProxy, calls: list[Call], rounds: int) -> float:
+def _slowest_single_call(cluster: Any, proxy: DelayRelay, calls: list[Call], rounds: int) -> float:
     """The slowest of the calls the engine made in a build, each replayed alone through the same
     delay: ms, the median of ``rounds``. Replaying what the build really asked for (not a fixed list
     of paths) keeps the denominator honest when the gather's shape changes: a namespace-wide list
