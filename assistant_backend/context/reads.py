@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -386,10 +386,9 @@ class Reads:
             read.cancel()
 
 
-def _task(awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
-    async def run() -> Any:
-        return await awaitable
-
-    task = asyncio.ensure_future(run())
+def _task(call: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    # The coroutine itself, not a wrapper awaiting it: a task cancelled before it ran then closes it
+    # (a wrapper would leave the inner coroutine "never awaited").
+    task = asyncio.ensure_future(call)
     task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, even if unawaited
     return task
