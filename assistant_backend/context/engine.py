@@ -12,6 +12,13 @@ attached Pod logs through the scope check on the destination. Pod logs follow ``
 under ``argocd`` (the default) only attached logs are used, so Argo CD's ``logs, get`` decides who
 reads them; under ``backend`` the backend reads them itself; ``off`` uses none.
 
+A repeat question about an Application starts, with the Application's own round trip, the reads
+the last one made in its destination (reads.py, :class:`~.reads.Footprints`: where, never what);
+they are kept only when the fresh Application and AppProject name and permit their cluster and
+namespace, and answer only what the gather asks for after its own scope checks, so a repeat
+question costs one dependent round trip less and a moved Application reads nothing from where it
+was. A first question (or one more than ``FOOTPRINT_TTL_S`` later) waits for the Application.
+
 Rendering (redaction, the diff, findings text, the budget) is CPU work on text from the cluster: it
 runs in a worker thread so one large context never stalls the other streams of the replica.
 """
@@ -26,6 +33,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import ContextConfig, Settings
+from ..errors import ApiError
 from ..identity import Caller
 from ..wire import Attachment
 from .application import destination, read_application, read_argocd_cm, read_project
@@ -38,7 +46,7 @@ from .findings import run_rules
 from .gather import Gatherer
 from .kube import KubeClient, KubeError
 from .objects import Snapshot, label, listed, missing, pod_unhealthy, uid
-from .reads import Reads
+from .reads import EarlyReads, Footprint, FootprintKey, Footprints, Reads, named_namespaces
 from .redact import Redactor
 from .relation_walker import RelationWalker
 from .relations import dedupe_logs, make_in_scope_by_relation
@@ -58,6 +66,8 @@ class KubeContext:
         self._log_lines = config.log_lines
         self._deadline = config.gather_deadline_s
         self._call_timeout = config.call_timeout_s
+        # Where each Application's last question read (per process, bounded, short-lived).
+        self.footprints = Footprints()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> KubeContext:
@@ -102,53 +112,87 @@ class KubeContext:
             resource = None  # the application node selected in the UI is the Application itself
         snap = Snapshot()
         subject = str(resource) if resource else f"Application {caller.application}"
-        control = self.registry.local
-        gather_ms = 0.0
-        attached = Attached()
-        if control is None:
-            snap.note(self.registry.local_note or "no Kubernetes access configured")
-        else:
-            # The Application, its AppProject and argocd-cm in one round trip: the project named by
-            # the header is the only one the Application may have (read_application checks it).
-            app, project, argocd_cm = await asyncio.gather(
-                self._control_read(
-                    snap, f"Application {caller.application}", read_application(control, caller)
-                ),
-                self._control_read(
-                    snap,
-                    f"AppProject {caller.project}",
-                    read_project(control, self._control_plane, caller.project),
-                ),
-                self._control_read(snap, "argocd-cm", read_argocd_cm(control, self._control_plane)),
+        key: FootprintKey = (self._control_plane, caller.app_namespace, caller.app_name, caller.project)
+        early = self._start_early(key)  # a repeat question: its reads go out with the Application's
+        try:
+            gather_ms, attached = await self._gather_all(
+                snap, caller, resource, question, attachments, key, early
             )
-            snap.app = app
-            if app is None:  # the only note that matters then
-                snap.notes = [
-                    f"{n}; nothing was read from the destination cluster"
-                    for n in snap.notes
-                    if n.startswith("could not read Application")
-                ]
-        if snap.app is not None and control is not None:
-            t0 = time.perf_counter()
-            rules = self._scope_rules(snap, caller, project, argocd_cm)
-            attached = check_listed(rules, attachments, caller.application)  # 403 before any read
-            snap.revisions = attached.revisions
-            for note in attached.notes:
-                snap.note(note)
-            await asyncio.gather(
-                self._from_destination(snap, caller, resource, rules, attached, question),
-                self._application_events(control, snap, caller),
-            )
-            gather_ms = (time.perf_counter() - t0) * 1000
-            dedupe_logs(snap)
-            self._log_policy_note(snap, attached)
-            _canonical_order(snap)
-        elif attachments:
-            snap.note("the attachments from Argo CD were not used: the Application could not be read")
+        except ApiError:
+            self.footprints.forget(key)  # absent, in another project, or a refused selection
+            raise
+        finally:
+            _drop_early(early)  # whatever was not adopted (or not reached) ends unread
         # CPU-bound work on cluster text: off the event loop (every pattern is linear, lines capped).
         return await asyncio.to_thread(
             self._render, snap, caller, subject, question, gather_ms, attached.states
         )
+
+    async def _gather_all(
+        self,
+        snap: Snapshot,
+        caller: Caller,
+        resource: ResourceRef | None,
+        question: str,
+        attachments: Sequence[Attachment],
+        key: FootprintKey,
+        early: asyncio.Task[EarlyReads | None] | None,
+    ) -> tuple[float, Attached]:
+        """The Application (with its AppProject and argocd-cm), then what it scopes: (gather ms, attached)."""
+        control = self.registry.local
+        if control is None:
+            snap.note(self.registry.local_note or "no Kubernetes access configured")
+            return 0.0, Attached()
+        # The Application, its AppProject and argocd-cm in one round trip: the project named by the
+        # header is the only one the Application may have (read_application checks it).
+        app, project, argocd_cm = await asyncio.gather(
+            self._control_read(snap, f"Application {caller.application}", read_application(control, caller)),
+            self._control_read(
+                snap,
+                f"AppProject {caller.project}",
+                read_project(control, self._control_plane, caller.project),
+            ),
+            self._control_read(snap, "argocd-cm", read_argocd_cm(control, self._control_plane)),
+        )
+        snap.app = app
+        if app is None:  # the only note that matters then
+            snap.notes = [
+                f"{n}; nothing was read from the destination cluster"
+                for n in snap.notes
+                if n.startswith("could not read Application")
+            ]
+            if attachments:
+                snap.note("the attachments from Argo CD were not used: the Application could not be read")
+            return 0.0, Attached()
+        t0 = time.perf_counter()
+        rules = self._scope_rules(snap, caller, project, argocd_cm)
+        attached = check_listed(rules, attachments, caller.application)  # 403 before any read
+        snap.revisions = attached.revisions
+        for note in attached.notes:
+            snap.note(note)
+        await asyncio.gather(
+            self._from_destination(snap, caller, resource, rules, attached, question, key, early),
+            self._application_events(control, snap, caller),
+        )
+        gather_ms = (time.perf_counter() - t0) * 1000
+        dedupe_logs(snap)
+        self._log_policy_note(snap, attached)
+        _canonical_order(snap)
+        return gather_ms, attached
+
+    def _start_early(self, key: FootprintKey) -> asyncio.Task[EarlyReads | None] | None:
+        """Start the reads of this Application's last footprint in its last destination cluster."""
+        footprint = self.footprints.recall(key)
+        if footprint is None:
+            return None
+
+        async def start(footprint: Footprint) -> EarlyReads | None:
+            dest = await self.registry.destination({"server": footprint.server, "name": footprint.name})
+            return EarlyReads(dest.client, footprint) if dest.client is not None else None
+
+        task = asyncio.ensure_future(start(footprint))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, even if unawaited
+        return task
 
     def _log_policy_note(self, snap: Snapshot, attached: Attached) -> None:
         """Tell the model why there are no logs, when it would otherwise wonder."""
@@ -247,11 +291,15 @@ class KubeContext:
         resource: ResourceRef | None,
         rules: ScopeRules,
         attached: Attached,
-        question: str = "",
+        question: str,
+        key: FootprintKey,
+        early: asyncio.Task[EarlyReads | None] | None,
     ) -> None:
         assert snap.app is not None
-        dest = await self.registry.destination(destination(snap.app))
+        spec = destination(snap.app)
+        dest = await self.registry.destination(spec)
         if dest.client is None:
+            self.footprints.forget(key)
             snap.note(f"{dest.note}; no live state from the destination cluster")
             if attached.logs and self._pod_logs != "off":
                 snap.note(
@@ -261,9 +309,15 @@ class KubeContext:
             return
         # One list per namespace and kind, one GET per object, per question (reads.py).
         reads = Reads(dest.client, rules, snap.note)
+        named = named_namespaces(rules)
         try:
+            # Early reads pass the fresh Application's and AppProject's namespaces or end unread.
+            reads.adopt(await _early_reads(early), named)
             await self._gather(snap, dest, caller, resource, rules, reads, question)
             await self._attached_logs(snap, caller, rules, attached, reads.fetch)
+            lists, gets = reads.footprint(named)
+            server, name = str(spec.get("server") or ""), str(spec.get("name") or "")
+            self.footprints.remember(key, Footprint(server, name, lists, gets))
         finally:
             reads.close()
 
@@ -416,6 +470,25 @@ class KubeContext:
                 snap.note(
                     f"gathering stopped at the {self._deadline:g}s deadline; some objects were not read"
                 )
+
+
+async def _early_reads(early: asyncio.Task[EarlyReads | None] | None) -> EarlyReads | None:
+    if early is None:
+        return None
+    try:
+        return await asyncio.shield(early)
+    except Exception:  # only an optimisation: the gather reads everything itself
+        return None
+
+
+def _drop_early(early: asyncio.Task[EarlyReads | None] | None) -> None:
+    """Cancel the early reads nobody adopted (adopted ones are Reads.close()'s)."""
+    if early is None:
+        return
+    if not early.done():
+        early.cancel()
+    elif not early.cancelled() and early.exception() is None and (started := early.result()) is not None:
+        started.cancel()
 
 
 def _canonical_order(snap: Snapshot) -> None:

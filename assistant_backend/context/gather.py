@@ -178,7 +178,7 @@ class Gatherer:
         async def one(entry: Mapping[str, Any]) -> None:
             group, kind = entry.get("group") or "", str(entry.get("kind"))
             try:
-                obj = await self.client.get(
+                obj = await self.reads.entry_get(
                     group,
                     kind,
                     str(entry.get("name")),

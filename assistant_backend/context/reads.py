@@ -17,6 +17,15 @@ are used only for objects that pass the same checks. A list the server cut at ``
 ``continue`` token; docs/upstream-facts.md, Kubernetes) is said in a note, and callers fall back
 to the precise per-object call for what the list may have missed.
 
+Repeat questions (:class:`Footprints`): the reads a question made in its destination (which lists
+by namespace and kind, which objects by name: API paths, never what they returned) are remembered
+per Application for a few minutes, so the next question about it starts them with the
+Application's own round trip instead of after it (:class:`EarlyReads`). Nothing started early is
+used before the fresh Application, AppProject and argocd-cm are in: :meth:`Reads.adopt` keeps only
+the reads in the same destination cluster and in namespaces the fresh Application names (its
+destination, its listed resources) and the fresh AppProject permits, cancels the rest unread, and
+what it keeps answers only the reads the gather asks for on its own, after the same scope checks.
+
 Kubernetes naming relied on for the owner prefetch (docs/upstream-facts.md, Kubernetes): a
 controller names what it creates ``<owner name>-<suffix>`` (ReplicaSets of a Deployment, Pods of a
 ReplicaSet, StatefulSet, DaemonSet or Job, Jobs of a CronJob). A guess only saves a round trip; the
@@ -26,17 +35,22 @@ owner chain still checks every uid, and a wrong guess is never used.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .application import resources
+from .application import destination, resources
 from .kube import KubeClient, KubeError, Page
 from .scope import ScopeRules
 
 MAX_NAMESPACE_PODS = 200  # one list of a namespace's Pods per question (also the relation walkers')
 MAX_NAMESPACE_OBJECTS = 500  # ReplicaSets, Jobs, workloads of a namespace
 MAX_EVENTS_PER_NAMESPACE = 500
+FOOTPRINT_TTL_S = 600.0  # a footprint older than this starts nothing
+MAX_FOOTPRINTS = 512  # Applications remembered per process (least recently asked about dropped first)
+MAX_FOOTPRINT_READS = 48  # reads remembered per Application: an upper bound on what starts early
 
 # Kinds whose controllers name what they create "<name>-<suffix>", and what they create.
 _CREATES: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
@@ -71,6 +85,101 @@ def _plural(kind: str) -> str:
     return kind + ("es" if kind.endswith("s") else "s")
 
 
+def _limit(kind: str) -> int:
+    if kind == "Pod":
+        return MAX_NAMESPACE_PODS
+    if kind == "Event":
+        return MAX_EVENTS_PER_NAMESPACE
+    return MAX_NAMESPACE_OBJECTS
+
+
+ListKey = tuple[str, str, str]  # (group, kind, namespace)
+GetKey = tuple[str, str, str, str, str | None]  # (group, kind, name, namespace, version or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Footprint:
+    """Where a question about an Application read last time: its destination (``server``, ``name``
+    of ``spec.destination``) and the API paths it read there. Locations only, never content."""
+
+    server: str
+    name: str
+    lists: tuple[ListKey, ...]
+    gets: tuple[GetKey, ...]
+
+
+FootprintKey = tuple[str, str, str, str]  # (control-plane namespace, app namespace, app name, project)
+
+
+class Footprints:
+    """The last footprint per Application, in this process: a bounded LRU whose entries expire
+    after ``ttl_s`` (a destination may move; an expired footprint only costs the round trip)."""
+
+    def __init__(
+        self,
+        *,
+        size: int = MAX_FOOTPRINTS,
+        ttl_s: float = FOOTPRINT_TTL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._size = size
+        self._ttl = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[FootprintKey, tuple[float, Footprint]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def recall(self, key: FootprintKey) -> Footprint | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        if self._clock() - found[0] >= self._ttl:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return found[1]
+
+    def remember(self, key: FootprintKey, footprint: Footprint) -> None:
+        self._entries[key] = (self._clock(), footprint)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def forget(self, key: FootprintKey) -> None:
+        self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def named_namespaces(rules: ScopeRules) -> frozenset[str]:
+    """The namespaces the Application names (its destination's, its listed resources') that its
+    AppProject permits: the only ones a read started before the Application arrived may be from."""
+    named = {str(destination(rules.app).get("namespace") or "")}
+    named.update(str(e.get("namespace") or "") for e in resources(rules.app))
+    return frozenset(ns for ns in named if ns and rules.permissions.namespace_permitted(ns))
+
+
+class EarlyReads:
+    """The reads of a footprint, started in one destination cluster while the Application is read.
+    Raw calls: no note, no answer, until :meth:`Reads.adopt` keeps them or cancels them."""
+
+    def __init__(self, client: KubeClient, footprint: Footprint) -> None:
+        self.client = client
+        self.lists: dict[ListKey, asyncio.Task[Page | None]] = {
+            key: _task(client.list_page(key[0], key[1], key[2], limit=_limit(key[1])))
+            for key in footprint.lists
+        }
+        self.gets: dict[GetKey, asyncio.Task[dict[str, Any] | None]] = {
+            key: _task(client.get(key[0], key[1], key[2], key[3] or None, key[4])) for key in footprint.gets
+        }
+
+    def cancel(self) -> None:
+        for task in (*self.lists.values(), *self.gets.values()):
+            task.cancel()
+
+
 class Reads:
     """The reads of one question against one destination cluster."""
 
@@ -80,6 +189,39 @@ class Reads:
         self._note = note
         self._lists: dict[tuple[str, str, str], asyncio.Task[Listed | None]] = {}
         self._gets: dict[tuple[str, str, str, str | None], asyncio.Future[dict[str, Any] | None]] = {}
+        self._entry_gets: dict[GetKey, asyncio.Task[dict[str, Any] | None]] = {}
+        # Reads started before the Application arrived and kept by adopt(): used only when asked for.
+        self._early_lists: dict[ListKey, asyncio.Task[Page | None]] = {}
+        self._early_gets: dict[GetKey, asyncio.Task[dict[str, Any] | None]] = {}
+        # What this question asked the server for (its footprint, for the next question).
+        self._wanted_lists: list[ListKey] = []
+        self._sent_gets: list[GetKey] = []
+
+    # ---- early reads (repeat questions) ----
+
+    def adopt(self, early: EarlyReads | None, namespaces: frozenset[str]) -> None:
+        """Keep the early reads in this question's cluster and in ``namespaces`` (named by the fresh
+        Application and permitted by the fresh AppProject: :func:`named_namespaces`); cancel every
+        other one unread. A kept read answers only the same read asked for later by this question."""
+        if early is None:
+            return
+        same_cluster = early.client is self.client
+        for key, listing in early.lists.items():
+            if same_cluster and key[2] in namespaces:
+                self._early_lists[key] = listing
+            else:
+                listing.cancel()
+        for get_key, read in early.gets.items():
+            if same_cluster and get_key[3] in namespaces:
+                self._early_gets[get_key] = read
+            else:
+                read.cancel()
+
+    def footprint(self, namespaces: frozenset[str]) -> tuple[tuple[ListKey, ...], tuple[GetKey, ...]]:
+        """The lists and GETs this question asked the server for, in ``namespaces`` only."""
+        lists = tuple(dict.fromkeys(k for k in self._wanted_lists if k[2] in namespaces))
+        gets = tuple(dict.fromkeys(k for k in self._sent_gets if k[3] in namespaces))
+        return lists[:MAX_FOOTPRINT_READS], gets[: max(0, MAX_FOOTPRINT_READS - len(lists))]
 
     # ---- lists ----
 
@@ -88,19 +230,17 @@ class Reads:
         when it failed (the note says why) or the kind is not served."""
         key = (group, kind, namespace)
         if key not in self._lists:
-            if kind == "Pod":
-                limit = MAX_NAMESPACE_PODS
-            elif kind == "Event":
-                limit = MAX_EVENTS_PER_NAMESPACE
-            else:
-                limit = MAX_NAMESPACE_OBJECTS
-            self._lists[key] = _task(self._list(group, kind, namespace, limit))
+            self._wanted_lists.append(key)
+            self._lists[key] = _task(self._list(group, kind, namespace, _limit(kind)))
         return self._lists[key]
 
     async def _list(self, group: str, kind: str, namespace: str, limit: int) -> Listed | None:
         what = "events" if kind == "Event" else _plural(kind)
+        early = self._early_lists.pop((group, kind, namespace), None)
         try:
-            page: Page | None = await self.client.list_page(group, kind, namespace, limit=limit)
+            page: Page | None = await (
+                early if early is not None else self.client.list_page(group, kind, namespace, limit=limit)
+            )
         except KubeError as exc:
             self._note(f"could not read {what} in namespace {namespace}: {exc.reason}")
             return None
@@ -134,13 +274,32 @@ class Reads:
         return dict(found) if found is not None else None  # callers may fill in fields
 
     async def _fetch(self, group: str, kind: str, name: str, namespace: str | None) -> dict[str, Any] | None:
+        early = self._early_gets.pop((group, kind, name, namespace or "", None), None)
         listing = self._lists.get((group, kind, namespace or ""))
         if listing is not None:
             found = await asyncio.shield(listing)
             obj = found.named(name) if found is not None else None
             if obj is not None:
+                if early is not None:
+                    early.cancel()
                 return obj
-        return await self.client.get(group, kind, name, namespace)
+        self._sent_gets.append((group, kind, name, namespace or "", None))
+        return await (early if early is not None else self.client.get(group, kind, name, namespace))
+
+    async def entry_get(
+        self, group: str, kind: str, name: str, namespace: str | None, version: str | None
+    ) -> dict[str, Any] | None:
+        """A listed entry's own GET, in the version Argo CD lists it in (memoized; a repeat
+        question's may have started early)."""
+        key = (group, kind, name, namespace or "", version or None)
+        if key not in self._entry_gets:
+            self._sent_gets.append(key)
+            early = self._early_gets.pop(key, None)
+            self._entry_gets[key] = (
+                early if early is not None else _task(self.client.get(group, kind, name, namespace, version))
+            )
+        found = await asyncio.shield(self._entry_gets[key])
+        return dict(found) if found is not None else None
 
     def seed(self, obj: Mapping[str, Any], group: str) -> None:
         """An object read by its own GET (a problem resource) answers later fetches of it."""
@@ -221,16 +380,15 @@ class Reads:
 
     def close(self) -> None:
         """Cancel what is still in flight when the question's gather ends (deadline, refusal)."""
-        for listing in self._lists.values():
+        for listing in (*self._lists.values(), *self._early_lists.values()):
             listing.cancel()
-        for read in self._gets.values():
+        for read in (*self._gets.values(), *self._entry_gets.values(), *self._early_gets.values()):
             read.cancel()
 
 
-def _task(awaitable: Awaitable[Any]) -> asyncio.Task[Any]:
-    async def run() -> Any:
-        return await awaitable
-
-    task = asyncio.ensure_future(run())
+def _task(call: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    # The coroutine itself, not a wrapper awaiting it: a task cancelled before it ran then closes it
+    # (a wrapper would leave the inner coroutine "never awaited").
+    task = asyncio.ensure_future(call)
     task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, even if unawaited
     return task

@@ -2,10 +2,11 @@
 
 Every API call the engine makes is recorded with the position of its start and its end in one
 sequence of events (a counter, not a clock); a call's depth is one more than the deepest call that
-had answered before it started. The apiserver is reached through the benchmark's delay relay, so
-calls issued together are still in flight together (the relay makes every answer late by the same
-amount) and the depth is the number of dependent stages: the Application's round trip, then at
-most two (reads.py).
+had answered before it started. The apiserver is reached through the delay relay
+(tests/support/delay_relay.py, pipelined latency), so calls issued together are still in flight
+together (the relay makes every answer late by the same amount) and the depth is the number of
+dependent stages. A first question: the Application's round trip, then at most two (reads.py). A
+repeat question: its last reads go out with the Application's (reads.Footprints), so two.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from assistant_backend.context import kube as kube_client
 from assistant_backend.context import reads
 from assistant_backend.context.base import ResourceRef
 from assistant_backend.context.engine import KubeContext
-from bench.kube import DelayProxy, kubeconfig_via
+from assistant_backend.wire import LogsAttachment, Resource
 from evals.runner import engine_settings
 from evals.scale import LargeApp, create_large_application
+from tests.support.delay_relay import DelayRelay
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
 
@@ -71,12 +73,13 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 
 @pytest.fixture(scope="module")
 def delayed(static_kube_cluster: KubeCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    host, port = static_kube_cluster.url.removeprefix("https://").split(":")
-    proxy = DelayProxy(host, int(port), delay_s=0.1)
-    try:
-        yield kubeconfig_via(static_kube_cluster, proxy, tmp_path_factory.mktemp("stages") / "delayed.kubeconfig")
-    finally:
-        proxy.stop()
+    with DelayRelay(static_kube_cluster.url, delay_s=0.1) as relay:
+        yield static_kube_cluster.kubeconfig_for_token(
+            static_kube_cluster.admin_token,
+            tmp_path_factory.mktemp("stages") / "delayed.kubeconfig",
+            user="admin",
+            server=relay.url,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +97,28 @@ def questions(app: LargeApp) -> dict[str, ResourceRef | None]:
     }
 
 
+def settings(kubeconfig: Path, pod_logs: str) -> Any:
+    base = engine_settings(kubeconfig)
+    return base.model_copy(update={"context": base.context.model_copy(update={"pod_logs": pod_logs})})
+
+
+def panel_logs(app: LargeApp, question: str) -> list[LogsAttachment]:
+    """Under ``pod_logs: argocd`` the panel attaches the selected Pod's logs (read from Argo CD)."""
+    if question != "Pod":
+        return []
+    pod = Resource(version="v1", kind="Pod", namespace=app.namespace, name=app.unhealthy_pod.name)
+    return [LogsAttachment(type="logs", resource=pod, previous=True, text="FATAL boom from the panel")]
+
+
 @pytest.mark.parametrize("question", ["Application", "Pod", "Deployment", "Service"])
-async def test_two_dependent_stages_after_the_application(
+async def test_a_first_question_takes_two_dependent_stages_after_the_application(
     question: str, big: LargeApp, delayed: Path, recorder: Recorder
 ) -> None:
     engine = KubeContext.from_settings(engine_settings(delayed))
     resource = questions(big)[question]
     try:
         await engine.build(big.caller, resource, "why is this crashing?")  # discovery, connections
+        engine.footprints.clear()  # a first question: nothing remembered about this Application
         recorder.calls.clear()
         bundle = await engine.build(big.caller, resource, "why is this crashing?")
     finally:
@@ -116,6 +133,31 @@ async def test_two_dependent_stages_after_the_application(
         assert len(pod_lists) == 1
         logs = [c for c in recorder.calls if c.path.endswith("/log")]
         assert len(logs) == 3  # the three crash-looping Pods, each read once
+
+
+@pytest.mark.parametrize("pod_logs", ["backend", "argocd"])
+@pytest.mark.parametrize("question", ["Application", "Pod", "Deployment", "Service"])
+async def test_a_repeat_question_takes_two_dependent_stages_in_all(
+    question: str, pod_logs: str, big: LargeApp, delayed: Path, recorder: Recorder
+) -> None:
+    engine = KubeContext.from_settings(settings(delayed, pod_logs))
+    resource, attached = questions(big)[question], panel_logs(big, question)
+    try:
+        first = await engine.build(big.caller, resource, "why is this crashing?", attached)
+        recorder.calls.clear()
+        bundle = await engine.build(big.caller, resource, "why is this crashing?", attached)
+    finally:
+        await engine.aclose()
+    assert recorder.depth() == 2, [c.path for c in sorted(recorder.calls, key=lambda c: c.start)]
+    # The same context as the first question's: what started early answered what the gather asked.
+    assert bundle.text == first.text
+    assert "[crash_loop]" in bundle.text, bundle.notes
+    logs = [c for c in recorder.calls if c.path.endswith("/log")]
+    if pod_logs == "backend":
+        assert "FATAL boom" in bundle.text and logs
+    else:
+        assert not logs  # the backend reads no logs; the panel's are used for the Pod it attached
+        assert ("FATAL boom from the panel" in bundle.text) == (question == "Pod")
 
 
 async def test_a_cut_list_is_said_and_what_it_missed_is_read_by_selector(

@@ -2,9 +2,15 @@
 
 ``DelayRelay(server_url)``: clients use ``relay.url`` (the same scheme, the relay's port) instead of
 ``server_url``. TLS passes through untouched (the apiserver's certificate still verifies: it names
-127.0.0.1). ``delay_s`` applies to every connection; ``fast_connections`` exempts the first N
-connections, so a client's first pooled connection stays quick while every further one hangs: some
-API calls answer, others time out. ``connections`` and ``client_chunks`` count what clients sent.
+127.0.0.1). ``delay_s`` applies to every connection and may change while it runs (the benchmarks
+set it per run); ``fast_connections`` exempts the first N connections, so a client's first pooled
+connection stays quick while every further one hangs: some API calls answer, others time out.
+``connections`` and ``client_chunks`` count what clients sent.
+
+The delay is latency, not a throughput limit: every chunk a client sends is delivered ``delay_s``
+after it arrived, and chunks are pipelined, so many HTTP/2 requests on one connection are each late
+by ``delay_s`` (as over a real link), not by ``delay_s`` times their position, which a relay that
+slept before each write would make them. The stage-count test and ``bench/context.py`` rely on it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import threading
+import time
 from urllib.parse import urlsplit
 
 from .server import Server
@@ -52,19 +59,42 @@ class DelayRelay(Server):
         self._loop.run_forever()
 
     async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delayed: bool, *, upstream: bool
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
     ) -> None:
         try:
             while data := await reader.read(65536):
                 if upstream:
                     self.client_chunks += 1
-                if delayed and self.delay_s:  # read each time: a benchmark changes it between runs
-                    await asyncio.sleep(self.delay_s)
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass  # a peer went away, or the relay is stopping
         finally:
+            writer.close()
+
+    async def _delayed(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Client to server, each chunk written ``delay_s`` after it arrived (pipelined)."""
+        queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while (item := await queue.get()) is not None:
+                due, data = item
+                if (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+
+        delivering = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(65536):
+                self.client_chunks += 1
+                queue.put_nowait((time.monotonic() + self.delay_s, data))  # read each time: it may change
+        except (ConnectionError, OSError, asyncio.CancelledError):
+            pass  # a peer went away, or the relay is stopping
+        finally:
+            queue.put_nowait(None)
+            with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
+                await delivering
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -79,8 +109,8 @@ class DelayRelay(Server):
         # On stop() end quietly: asyncio's stream callback would log a cancelled handler task.
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(
-                self._pipe(reader, up_writer, delayed, upstream=True),
-                self._pipe(up_reader, writer, False, upstream=False),
+                self._delayed(reader, up_writer) if delayed else self._pipe(reader, up_writer, upstream=True),
+                self._pipe(up_reader, writer, upstream=False),
             )
 
     def stop(self) -> None:

@@ -373,7 +373,10 @@ class KubeCluster(Server):
 
     # -- kubeconfig / tokens --
 
-    def kubeconfig_for_token(self, token: str, path: Path, *, user: str = "user") -> Path:
+    def kubeconfig_for_token(
+        self, token: str, path: Path, *, user: str = "user", server: str | None = None
+    ) -> Path:
+        """A kubeconfig for ``token``; ``server`` reaches the apiserver another way (a relay)."""
         config = {
             "apiVersion": "v1",
             "kind": "Config",
@@ -381,7 +384,7 @@ class KubeCluster(Server):
                 {
                     "name": "test",
                     "cluster": {
-                        "server": self.url,
+                        "server": server or self.url,
                         "certificate-authority-data": base64.b64encode(self.ca_pem).decode(),
                     },
                 }
