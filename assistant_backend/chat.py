@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-
-from sse_starlette import ServerSentEvent
 
 from . import stream
 from .catalogue import ModelCatalogue
@@ -120,7 +118,7 @@ class ChatService:
             )
         return await self._catalogue.resolve(request.model)
 
-    async def events(self, turn: PreparedTurn) -> AsyncIterator[ServerSentEvent]:
+    async def events(self, turn: PreparedTurn) -> AsyncGenerator[bytes, None]:
         provider = self._provider.name
         yield stream.start(turn.conversation_id, provider, turn.model)
         yield stream.context(turn.bundle, sent=turn.context_sent)

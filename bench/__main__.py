@@ -1,7 +1,7 @@
 """``python -m bench`` (``make bench``): run the benchmarks, print their tables, write JSON to bench/results/.
 
 Sizes are flags (and ``BENCH_*`` environment variables) so a laptop run can be short and a
-careful run long; with the defaults the whole run takes about 25 minutes on two cores (the real
+careful run long; with the defaults the whole run takes about 30 minutes on two cores (the real
 Llama Stack at 500 streams is the slow part: ``--levels 50`` skips most of it).
 """
 
@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from .common import RESULTS
 
@@ -27,6 +28,10 @@ def main() -> int:
                         help="concurrency through a real Llama Stack: simultaneous streams per level ('' = none)")
     parser.add_argument("--replay-levels", default=os.environ.get("BENCH_REPLAY_LEVELS", "50,200,500,1000"),
                         help="concurrency against the replay of captured Llama Stack bytes: streams per level ('' = none)")
+    parser.add_argument("--split", default=os.environ.get("BENCH_SPLIT", "200,120"),
+                        help="concurrency replay: STREAMS,LONG_TOKENS for the fixed/per-token CPU split ('' = none)")
+    parser.add_argument("--profile", default=os.environ.get("BENCH_PROFILE") or None,
+                        help="concurrency replay: record the backend with py-spy into this directory")
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "10,100,300,1000"),
                         help="context: resources per Application")
     args = parser.parse_args()
@@ -46,8 +51,11 @@ def main() -> int:
         elif name == "concurrency":
             from . import concurrency
 
+            split = [int(x) for x in args.split.split(",") if x.strip()]
             text = concurrency.run(levels=[int(x) for x in args.levels.split(",") if x.strip()],
-                                   replay_levels=[int(x) for x in args.replay_levels.split(",") if x.strip()])
+                                   replay_levels=[int(x) for x in args.replay_levels.split(",") if x.strip()],
+                                   split=(split[0], split[1]) if split else None,
+                                   profile=Path(args.profile) if args.profile else None)
         elif name == "tokens":
             from . import tokens
 

@@ -92,6 +92,13 @@ def model_process(tokens: int, token_delay: float, first_delay: float, tag: str)
         process.stop()
 
 
+def backend_env() -> dict[str, str] | None:
+    """``BENCH_BACKEND_PYTHONPATH``: run the backend from another checkout, for an A/B of two versions
+    of the backend under the same benchmark code (``git archive REV | tar -x -C /tmp/before``)."""
+    other = os.environ.get("BENCH_BACKEND_PYTHONPATH")
+    return {"PYTHONPATH": other} if other else None
+
+
 @contextmanager
 def stack(tag: str, *, tokens: int, token_delay: float, first_delay: float = 0.0,
           version: str = "0.7.3", provider: str = "responses", **backend_sections: Any) -> Iterator[Stack]:
@@ -102,7 +109,8 @@ def stack(tag: str, *, tokens: int, token_delay: float, first_delay: float = 0.0
             sections = {"limits": {"requests_per_minute": 0, "max_streams_per_user": 0},
                         "server": {"log_level": "warning", "log_format": "json", "readiness_cache_s": 5},
                         **backend_sections}
-            backend = BackendProcess(backend_config(llama.url, provider, **sections), workdir / "backend").start()
+            backend = BackendProcess(backend_config(llama.url, provider, **sections), workdir / "backend",
+                                     env=backend_env()).start()
             try:
                 proxy = ArgoCDProxy(backend_url=backend.url, secret=SECRET).start()
                 try:
@@ -152,6 +160,10 @@ class ProcessSampler:
     def cpu_percent(self) -> float:
         return 100 * self.cpu_seconds() / max(time.monotonic() - self._t0, 1e-9)
 
+    def load(self) -> float:
+        """The machine's 1-minute load average (other users' work shares the cores with ours)."""
+        return os.getloadavg()[0]
+
     def cpu_seconds(self) -> float:
         """CPU (user + system) the process spent since :meth:`start`."""
         times = self.process.cpu_times()
@@ -170,6 +182,8 @@ class Timing:
     ttft: float = float("nan")
     total: float = float("nan")
     gaps: list[float] = field(default_factory=list)
+    first_at: float = float("nan")  # perf_counter() of the first token event
+    arrivals: list[float] = field(default_factory=list)  # perf_counter() of each token event after the first
     tokens: int = 0
     error: str = ""
 
@@ -217,9 +231,10 @@ async def timed_stream(client: httpx.AsyncClient, url: str, body: dict[str, Any]
                 now = time.perf_counter()
                 if is_token:
                     if last is None:
-                        timing.ttft = now - started
+                        timing.ttft, timing.first_at = now - started, now
                     else:
                         timing.gaps.append(now - last)
+                        timing.arrivals.append(now)
                     last = now
                     timing.tokens += 1
                 elif is_end:

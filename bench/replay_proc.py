@@ -51,6 +51,17 @@ def load(directory: Path) -> Capture:
     )
 
 
+def lengthen(events: list[bytes], tokens: int) -> list[bytes]:
+    """The stream with its text deltas repeated in order until there are ``tokens`` of them (a longer
+    answer of the same bytes, so one run can tell a turn's fixed cost from the cost per token)."""
+    deltas = [e for e in events if is_token(e)]
+    if not deltas or tokens <= len(deltas):
+        return events
+    last = max(i for i, e in enumerate(events) if is_token(e))
+    extra = [deltas[i % len(deltas)] for i in range(tokens - len(deltas))]
+    return [*events[: last + 1], *extra, *events[last + 1:]]
+
+
 class Replay(asyncio.Protocol):
     def __init__(self, capture: Capture, token_delay: float) -> None:
         self.capture = capture
@@ -151,8 +162,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--captures", type=Path, required=True)
     parser.add_argument("--token-delay", type=float, default=0.25)
+    parser.add_argument("--tokens", type=int, default=0, help="text deltas per answer (default: as captured)")
     args = parser.parse_args()
     capture = load(args.captures)
+    if args.tokens:
+        capture = Capture(capture.version, capture.models, lengthen(capture.events, args.tokens))
     json.loads(capture.version)  # fail at start, not per request, on a broken capture
     try:
         import uvloop

@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -37,7 +37,7 @@ from .base import (
     context_message,
     is_context_message,
 )
-from .llamastack import LlamaStack, Version, api_error_from
+from .llamastack import LlamaStack, Version, api_error_from, upstream_turn
 from .sse import data_batches
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,6 @@ def payload_of(data: Any) -> dict[str, Any]:
     return payload
 
 
-def parse_stream_line(line: str) -> dict[str, Any] | None:
-    """One SSE line of a turn stream -> its payload (or an ``{"error": ...}`` dict), else None."""
-    if not line.startswith("data:"):
-        return None
-    return payload_of(json.loads(line[5:].strip()))
-
-
 def tool_call_arguments(tool_call: dict[str, Any]) -> dict[str, Any]:
     """0.2.x sends arguments as an object, 0.3.x as a JSON string; accept both."""
     arguments = tool_call.get("arguments", {})
@@ -91,6 +84,49 @@ def tool_call_arguments(tool_call: dict[str, Any]) -> dict[str, Any]:
             return {"_raw": arguments}
         return decoded if isinstance(decoded, dict) else {"_value": decoded}
     return arguments if isinstance(arguments, dict) else {}
+
+
+async def parse_turn_events(
+    batches: AsyncIterator[list[Any]], state: State
+) -> AsyncGenerator[ProviderEvent, None]:
+    """Agents turn-stream payloads (:mod:`.sse` decodes them) -> provider events; the text deltas of
+    one batch become one event, so tokens already waiting cost one SSE write, not one each."""
+    async for batch in batches:
+        text: list[str] = []
+        for data in batch:
+            payload = payload_of(data)
+            kind = payload.get("event_type")
+            if kind == "step_progress":
+                delta = payload.get("delta") or {}
+                if delta.get("type") == "text" and delta.get("text"):
+                    text.append(str(delta["text"]))
+                elif delta.get("type") == "tool_call":
+                    call = delta.get("tool_call")
+                    if isinstance(call, dict):
+                        log.info(
+                            "model proposed tool call %s",
+                            call.get("tool_name"),
+                            extra={"arguments": sorted(tool_call_arguments(call))},
+                        )
+                continue
+            if kind not in ("turn_complete", "turn_awaiting_input", "error"):
+                continue
+            if text:
+                yield TextDelta("".join(text))
+                text = []
+            if kind == "turn_complete":
+                yield Completed(state=state, usage=None)  # 0.3.x does not ask the model for usage
+            elif kind == "turn_awaiting_input":
+                yield Failed(
+                    ErrorCode.LLAMA_STACK_ERROR, "the model asked for a tool this assistant does not offer"
+                )
+            else:
+                log.warning("Llama Stack turn failed")
+                yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the model failed to answer")
+            return
+        if text:
+            yield TextDelta(text[0] if len(text) == 1 else "".join(text))
+    yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
 
 
 class AgentsProvider:
@@ -167,67 +203,27 @@ class AgentsProvider:
             if response.status_code in (400, 404) and request.state:
                 raise ApiError(ErrorCode.CONVERSATION_NOT_FOUND, "conversation not found")
             raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status_code}")
-        return UpstreamTurn(self._events(response, state), response.aclose)
+        events = parse_turn_events(data_batches(response.aiter_bytes()), state)
+        return upstream_turn(events, response.aclose, "turn stream")
 
-    async def _events(
-        self, response: httpx.Response, state: dict[str, str]
-    ) -> AsyncGenerator[ProviderEvent, None]:
-        try:
-            # Raw bytes to decoded data lines (.sse); the text deltas of one network read are
-            # joined into one event, so tokens already waiting cost one SSE write, not one each.
-            async for batch in data_batches(response.aiter_bytes()):
-                text: list[str] = []
-                for data in batch:
-                    payload = payload_of(data)
-                    kind = payload.get("event_type")
-                    if kind == "step_progress":
-                        delta = payload.get("delta") or {}
-                        if delta.get("type") == "text" and delta.get("text"):
-                            text.append(str(delta["text"]))
-                        elif delta.get("type") == "tool_call":
-                            call = delta.get("tool_call")
-                            if isinstance(call, dict):
-                                log.info(
-                                    "model proposed tool call %s",
-                                    call.get("tool_name"),
-                                    extra={"arguments": sorted(tool_call_arguments(call))},
-                                )
-                        continue
-                    if kind not in ("turn_complete", "turn_awaiting_input", "error"):
-                        continue
-                    if text:
-                        yield TextDelta("".join(text))
-                        text = []
-                    if kind == "turn_complete":
-                        # 0.3.x does not ask the model for usage
-                        yield Completed(state=state, usage=None)
-                    elif kind == "turn_awaiting_input":
-                        yield Failed(
-                            ErrorCode.LLAMA_STACK_ERROR,
-                            "the model asked for a tool this assistant does not offer",
-                        )
-                    else:
-                        log.warning("Llama Stack turn failed")
-                        yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the model failed to answer")
-                    return
-                if text:
-                    yield TextDelta(text[0] if len(text) == 1 else "".join(text))
-            yield Failed(ErrorCode.LLAMA_STACK_ERROR, "the answer ended before it was complete")
-        except Exception as exc:
-            error = api_error_from(exc)
-            log.warning("Llama Stack turn stream failed: %s", type(exc).__name__)
-            yield Failed(error.code, error.message)
-
-    async def turns(self, state: State) -> list[Turn]:
+    async def _session(self, state: State) -> httpx.Response | None:
+        """The session as Llama Stack holds it; None if it does not (0.3.x answers 400 "not found or
+        access denied", 0.2.x 404)."""
         base = await self._base()
         try:
             response = await self._http.get(f"{base}/{state['agent']}/session/{state['session']}")
         except httpx.HTTPError as exc:
             raise api_error_from(exc) from exc
         if response.status_code in (400, 404):
-            raise ApiError(ErrorCode.CONVERSATION_NOT_FOUND, "conversation not found")
+            return None
         if response.status_code >= 400:
             raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status_code}")
+        return response
+
+    async def turns(self, state: State) -> list[Turn]:
+        response = await self._session(state)
+        if response is None:
+            raise ApiError(ErrorCode.CONVERSATION_NOT_FOUND, "conversation not found")
         turns: list[Turn] = []
         for turn in response.json().get("turns", []):
             questions = [
@@ -242,16 +238,7 @@ class AgentsProvider:
         return turns
 
     async def exists(self, state: State) -> bool:
-        base = await self._base()
-        try:
-            response = await self._http.get(f"{base}/{state['agent']}/session/{state['session']}")
-        except httpx.HTTPError as exc:
-            raise api_error_from(exc) from exc
-        if response.status_code in (400, 404):  # 0.3.x: 400 "not found or access denied"
-            return False
-        if response.status_code >= 400:
-            raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status_code}")
-        return True
+        return await self._session(state) is not None
 
     async def forget(self, state: State) -> None:
         base = await self._base()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ import httpx
 
 from ..config import LlamaStackConfig
 from ..errors import ApiError, ErrorCode
+from .base import Failed, ProviderEvent, UpstreamTurn
 
 if TYPE_CHECKING:
     import httpx2
@@ -130,6 +132,26 @@ class LlamaStack:
         if not isinstance(data, dict):
             raise ApiError(ErrorCode.LLAMA_STACK_ERROR, "Llama Stack answered unexpected JSON")
         return data
+
+
+def upstream_turn(
+    events: AsyncIterator[ProviderEvent], close: Callable[[], Awaitable[None]], what: str
+) -> UpstreamTurn:
+    """An open turn whose upstream failures (transport, malformed stream) end it with a
+    :class:`Failed` event carrying the mapped error, as the provider protocol asks."""
+    return UpstreamTurn(_failures_as_events(events, what), close)
+
+
+async def _failures_as_events(
+    events: AsyncIterator[ProviderEvent], what: str
+) -> AsyncGenerator[ProviderEvent, None]:
+    try:
+        async for event in events:
+            yield event
+    except Exception as exc:
+        error = api_error_from(exc)
+        log.warning("Llama Stack %s failed: %s", what, type(exc).__name__)
+        yield Failed(error.code, error.message)
 
 
 def api_error_from(exc: BaseException) -> ApiError:

@@ -44,7 +44,7 @@ from .base import (
     context_message,
     is_context_message,
 )
-from .llamastack import LlamaStack, Version, api_error_from, build_openai_http_client
+from .llamastack import LlamaStack, Version, api_error_from, build_openai_http_client, upstream_turn
 from .sse import data_batches
 
 if TYPE_CHECKING:
@@ -58,6 +58,10 @@ MAX_TRACKED_RESPONSES = 64
 
 # Connections to Llama Stack (one per open stream): above the 1,000 concurrent streams one worker serves.
 MAX_STREAMS = 2000
+
+# Request options for a streamed answer read raw: the SDK's raw-response header set to "stream"
+# (what ``with_streaming_response`` sets) and the same auth as ``responses.create``.
+_RAW_STREAM: Any = {"headers": {"X-Stainless-Raw-Response": "stream"}, "security": {"bearer_auth": True}}
 
 # Stream event types that end a turn without an answer.
 _FAILURES = frozenset(("response.failed", "response.incomplete", "error"))
@@ -156,9 +160,11 @@ class ResponsesProvider:
     def __init__(self, stack: LlamaStack, config: LlamaStackConfig) -> None:
         # The SDK's import is ~1 s of CPU and ~45 MB (it loads every API's types): paid here, at
         # start, and only by processes that use this provider, never inside a request.
+        import httpx2
         import openai
 
         self._openai_module = openai
+        self._http_response = httpx2.Response  # cast_to for an unread, raw response
         self._stack = stack
         self._config = config
         self._client: openai.AsyncOpenAI | None = None
@@ -200,41 +206,31 @@ class ResponsesProvider:
             messages.append({"role": "user", "content": context_message(request.context)})
         messages.append({"role": "user", "content": request.question})
         previous_ids: list[str] = list((request.state or {}).get("responses", []))
-        arguments: dict[str, Any] = {
+        body: dict[str, Any] = {
             "model": request.model,
-            # As extra_body, the input goes out as built: the SDK would otherwise walk it against
-            # its whole union of input item types, ~2 ms of CPU per turn for plain messages.
-            "extra_body": {"input": messages},
+            "input": messages,
             "temperature": request.temperature,
             "max_output_tokens": request.max_tokens,
             "store": True,
             "stream": True,
         }
         if plan.as_field:
-            arguments["instructions"] = request.instructions
+            body["instructions"] = request.instructions
         if previous_ids:
-            arguments["previous_response_id"] = previous_ids[-1]
+            body["previous_response_id"] = previous_ids[-1]
         try:
-            # Raw: the SDK raises for an HTTP error status here, but leaves the body to us.
-            response = await client.responses.with_streaming_response.create(**arguments).__aenter__()
+            # The SDK's own request path (base URL, auth, headers, timeouts, the pool), but not
+            # ``responses.create``: that walks the body against the whole typed schema of the
+            # Responses API (~1 ms of CPU per turn for a body we build ourselves), and the raw-stream
+            # header makes the SDK hand back the unread response (it still raises for an error status).
+            response = await client.post(
+                "/responses", cast_to=self._http_response, body=body, options=_RAW_STREAM
+            )
         except Exception as exc:
             raise api_error_from(exc) from exc
         extra_state = {"instructions": plan.digest} if plan.digest else {}
-        events = self._events(response.http_response.aiter_bytes(), previous_ids, extra_state)
-        return UpstreamTurn(events, response.close)
-
-    async def _events(
-        self, chunks: AsyncIterator[bytes], previous_ids: list[str], extra_state: dict[str, str]
-    ) -> AsyncGenerator[ProviderEvent, None]:
-        try:
-            async for event in parse_events(data_batches(chunks), previous_ids, extra_state):
-                yield event
-                if isinstance(event, Failed):
-                    return
-        except Exception as exc:  # every upstream failure becomes an error event
-            error = api_error_from(exc)
-            log.warning("Llama Stack stream failed: %s", type(exc).__name__)
-            yield Failed(error.code, error.message)
+        events = parse_events(data_batches(response.aiter_bytes()), previous_ids, extra_state)
+        return upstream_turn(events, response.aclose, "stream")
 
     async def turns(self, state: State) -> list[Turn]:
         ids = list(state.get("responses", []))

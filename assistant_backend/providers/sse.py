@@ -6,10 +6,13 @@ lines with a ``type``; Agents sends ``data: {"event": {"payload": ...}}`` with n
 and no ``[DONE]``. So the stream is split into lines straight from the received bytes and only
 ``data:`` payloads are decoded, with orjson (about 10x faster than ``json`` on these lines).
 
-Batches are the coalescing point: every ``data:`` line that arrived in one network read is handed
-over together, so a provider can join the tokens already waiting into one event (one SSE write to
-the client) instead of paying the whole relay path once per token. A token never waits for more:
-whatever has arrived is passed on at once.
+Batches are the coalescing point: every ``data:`` line completed by one chunk of the byte stream
+is handed over together, so a provider can join the tokens already waiting into one event (one SSE
+write to the client) instead of paying the whole relay path once per token. A token never waits for
+more: whatever has arrived is passed on at once. What one chunk holds is the transport's choice:
+httpx and httpx2 hand over one HTTP/1.1 chunk at a time, and Llama Stack's server writes one chunk
+per event, so through them a chunk is one event even when several arrived in one network read
+(measured in bench/concurrency.py as token events per answer).
 
 Multi-line ``data:`` fields (allowed by the SSE format, never sent by Llama Stack) are joined with
 a newline as the format says; a line longer than :data:`MAX_LINE_BYTES` is a malformed stream.

@@ -15,7 +15,7 @@ import pytest
 
 from assistant_backend.config import LlamaStackConfig
 from assistant_backend.errors import ErrorCode
-from assistant_backend.providers.agents import AgentsProvider, parse_stream_line, tool_call_arguments
+from assistant_backend.providers.agents import AgentsProvider, tool_call_arguments
 from assistant_backend.providers.base import Completed, Failed, ProviderEvent, TextDelta, TurnRequest
 from assistant_backend.providers.llamastack import LlamaStack, Version
 from assistant_backend.providers.responses import (
@@ -134,14 +134,6 @@ def test_tool_call_arguments_accept_both_shapes() -> None:
     assert tool_call_arguments({"arguments": '{"pod": "a"}'}) == {"pod": "a"}  # 0.3.x
     assert tool_call_arguments({"arguments": ""}) == {}
     assert tool_call_arguments({"arguments": "{not json"}) == {"_raw": "{not json"}
-
-
-def test_parse_stream_line_ignores_non_data_and_surfaces_errors() -> None:
-    assert parse_stream_line(": ping") is None
-    assert parse_stream_line("") is None
-    assert parse_stream_line('data: {"error": {"message": "boom"}}') == {"event_type": "error", "error": {"message": "boom"}}
-    with pytest.raises(ValueError):
-        parse_stream_line('data: {"event": {}}')
 
 
 @pytest.mark.parametrize("version", ["0.3.5", "0.7.3"])
