@@ -44,6 +44,7 @@ from assistant_backend.wire import LogsAttachment, Resource
 from evals.runner import engine_settings
 from evals.scale import create_large_application
 from tests.support.delay_relay import DelayRelay
+from tests.support.kube_calls import Call, recording_kube_calls
 
 from .common import WORK, save, table
 from .kube import kube
@@ -75,44 +76,6 @@ def _slowest_single_call(cluster: Any, proxy: DelayRelay, calls: list[Call], rou
     return max(statistics.median(t) for t in times.values())
 
 
-@dataclass(frozen=True)
-class Call:
-    start: float
-    end: float
-    path: str
-    params: dict[str, str]
-
-
-CALLS: list[Call] = []  # every apiserver request while recording
-
-
-@contextmanager
-def counting_round_trips() -> Iterator[None]:
-    original = kube_client.KubeClient._request
-
-    async def timed(self: kube_client.KubeClient, path: str, params: Any = None) -> httpx.Response:
-        started = time.perf_counter()
-        try:
-            return await original(self, path, params)
-        finally:
-            CALLS.append(Call(started, time.perf_counter(), path, dict(params or {})))
-
-    kube_client.KubeClient._request = timed  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        kube_client.KubeClient._request = original  # type: ignore[method-assign]
-
-
-def sequential_round_trips(calls: list[Call]) -> int:
-    """The longest chain of calls each started after the one before it had answered."""
-    depth: list[int] = []
-    ordered = sorted(calls, key=lambda c: c.start)
-    for i, call in enumerate(ordered):
-        depth.append(1 + max((depth[j] for j in range(i) if ordered[j].end <= call.start), default=0))
-    return max(depth, default=0)
-
-
 @contextmanager
 def http1_pool() -> Iterator[None]:
     """The engine's clients as before HTTP/2: HTTP/1.1 over at most 20 connections per cluster."""
@@ -137,14 +100,13 @@ async def _builds(engine: KubeContext, caller: Any, resource: ResourceRef | None
     for _ in range(repeats):
         if not repeat:
             engine.footprints.clear()  # a first question: nothing remembered about the Application
-        CALLS.clear()
         started = time.perf_counter()
-        with counting_round_trips():
+        with recording_kube_calls(time.perf_counter) as recorded:
             bundle = await engine.build(caller, resource, "why is this Degraded?", attachments)
-        made = list(CALLS)
+        made = recorded.made
         walls.append((time.perf_counter() - started) * 1000)
-        trips.append(sequential_round_trips(CALLS))
-        calls.append(len(CALLS))
+        trips.append(recorded.depth())
+        calls.append(len(made))
         gathers.append(bundle.gather_ms or 0.0)
         tokens, notes = bundle.tokens_total, len(bundle.notes)
     return {"build_ms": statistics.median(walls), "gather_ms": statistics.median(gathers), "tokens": tokens,

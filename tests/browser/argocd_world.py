@@ -10,12 +10,12 @@ the Pods of the tree for the stand-in API (``tests/support/argocd_api.py``).
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 from tests.support.argocd_api import ApiApp
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
+from tests.support.waiting import wait_for
 
 APP_NAMESPACE = "argocd"
 APP_NAME = "browser-checkout"
@@ -48,16 +48,6 @@ def _desired() -> dict[str, Any]:
     return desired
 
 
-def _wait(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def create_checkout_world(cluster: KubeCluster, kubelet: FakeKubelet) -> tuple[dict[str, Any], ApiApp]:
     """(host-page config, the stand-in API's view of the Application); idempotent per session."""
     cluster.ensure_namespace(APP_NAMESPACE)
@@ -65,7 +55,7 @@ def create_checkout_world(cluster: KubeCluster, kubelet: FakeKubelet) -> tuple[d
     kubelet.register_node(cluster, NODE)
     if cluster.get("apps/v1", "Deployment", "checkout", NS) is None:
         cluster.create(_DEPLOYMENT)
-    pod = _wait(
+    pod = wait_for(
         lambda: [p for p in cluster.http.get(f"/api/v1/namespaces/{NS}/pods").json()["items"] if p["spec"].get("nodeName")],
         "the scheduler to bind the checkout Pod",
     )[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,6 +15,7 @@ from assistant_backend.errors import ApiError, ErrorCode
 from assistant_backend.identity import Caller
 from tests.support.kube import KubeCluster
 from tests.support.kubelet import FakeKubelet
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.kube
 
@@ -35,16 +35,6 @@ async def engine(kube_cluster: KubeCluster) -> AsyncIterator[KubeContext]:
     source = KubeContext.from_settings(settings_for(str(kube_cluster.admin_kubeconfig)))
     yield source
     await source.aclose()
-
-
-def _wait(check: Any, what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -87,7 +77,7 @@ def crashing_app(kube_cluster: KubeCluster, fake_kubelet: FakeKubelet) -> dict[s
             "spec": {"selector": {"app": "web-typo"}, "ports": [{"port": 80}]},
         }
     )
-    pod = _wait(
+    pod = wait_for(
         lambda: [
             p
             for p in kube_cluster.http.get(f"/api/v1/namespaces/{ns}/pods").json()["items"]

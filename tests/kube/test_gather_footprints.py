@@ -9,22 +9,18 @@ while the reads the fresh Application does name are made.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
-from assistant_backend.context import kube as kube_client
 from assistant_backend.context.engine import KubeContext
 from assistant_backend.identity import Caller
 from evals.runner import engine_settings
 from evals.scale import LargeApp, create_large_application
 from tests.support.delay_relay import DelayRelay
 from tests.support.kube import KubeCluster
+from tests.support.kube_calls import KubeCalls, recording_kube_calls
 from tests.support.kubelet import FakeKubelet
 
 pytestmark = pytest.mark.kube
@@ -34,44 +30,10 @@ OLD_LOG = "FATAL from the old namespace"
 OLD_EVENT = "an event only the old namespace has"
 
 
-@dataclass(frozen=True)
-class Call:
-    path: str
-    params: dict[str, str]
-    start: int  # positions in one sequence of starts and ends (a counter, not a clock)
-    end: int
-
-
-class Calls:
-    def __init__(self) -> None:
-        self.made: list[Call] = []
-        self._seq = itertools.count()
-
-    def in_namespace(self, namespace: str) -> list[Call]:
-        """Destination reads in ``namespace`` (not the Application, nor its own events)."""
-        return [
-            c
-            for c in self.made
-            if f"/namespaces/{namespace}/" in c.path
-            and "argoproj.io" not in c.path
-            and "kind=Application" not in c.params.get("fieldSelector", "")
-        ]
-
-
 @pytest.fixture
-def calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[Calls]:
-    recorded = Calls()
-    original = kube_client.KubeClient._request
-
-    async def counted(self: kube_client.KubeClient, path: str, params: Any = None) -> httpx.Response:
-        start = next(recorded._seq)
-        try:
-            return await original(self, path, params)
-        finally:  # a cancelled call too
-            recorded.made.append(Call(path, dict(params or {}), start, next(recorded._seq)))
-
-    monkeypatch.setattr(kube_client.KubeClient, "_request", counted)
-    yield recorded
+def calls() -> Iterator[KubeCalls]:
+    with recording_kube_calls() as recorded:
+        yield recorded
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +70,7 @@ async def test_an_application_moved_to_another_namespace_reads_nothing_from_the_
     static_kube_cluster: KubeCluster,
     fake_kubelet: FakeKubelet,
     delayed: Path,
-    calls: Calls,
+    calls: KubeCalls,
 ) -> None:
     cluster = static_kube_cluster
     old = create_large_application(cluster, fake_kubelet, resources=9, unhealthy=1)
@@ -147,7 +109,7 @@ async def test_an_application_moved_to_another_namespace_reads_nothing_from_the_
 
 
 async def test_a_namespace_its_appproject_no_longer_permits_is_not_read(
-    static_kube_cluster: KubeCluster, fake_kubelet: FakeKubelet, delayed: Path, calls: Calls
+    static_kube_cluster: KubeCluster, fake_kubelet: FakeKubelet, delayed: Path, calls: KubeCalls
 ) -> None:
     cluster = static_kube_cluster
     app = create_large_application(cluster, fake_kubelet, resources=9, unhealthy=1)

@@ -11,16 +11,12 @@ repeat question: its last reads go out with the Application's (reads.Footprints)
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from assistant_backend.context import kube as kube_client
 from assistant_backend.context import reads
 from assistant_backend.context.base import ResourceRef
 from assistant_backend.context.engine import KubeContext
@@ -29,46 +25,16 @@ from evals.runner import engine_settings
 from evals.scale import LargeApp, create_large_application
 from tests.support.delay_relay import DelayRelay
 from tests.support.kube import KubeCluster
+from tests.support.kube_calls import KubeCalls, recording_kube_calls
 from tests.support.kubelet import FakeKubelet
 
 pytestmark = pytest.mark.kube
 
 
-@dataclass(frozen=True)
-class Call:
-    start: int
-    end: int
-    path: str
-    params: dict[str, str]
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.calls: list[Call] = []
-        self._seq = itertools.count()
-
-    def depth(self) -> int:
-        ordered = sorted(self.calls, key=lambda c: c.start)
-        depths: list[int] = []
-        for i, call in enumerate(ordered):
-            depths.append(1 + max((depths[j] for j in range(i) if ordered[j].end < call.start), default=0))
-        return max(depths, default=0)
-
-
 @pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
-    rec = Recorder()
-    original = kube_client.KubeClient._request
-
-    async def counted(self: kube_client.KubeClient, path: str, params: Any = None) -> httpx.Response:
-        start = next(rec._seq)
-        try:
-            return await original(self, path, params)
-        finally:
-            rec.calls.append(Call(start, next(rec._seq), path, dict(params or {})))
-
-    monkeypatch.setattr(kube_client.KubeClient, "_request", counted)
-    yield rec
+def recorder() -> Iterator[KubeCalls]:
+    with recording_kube_calls() as calls:
+        yield calls
 
 
 @pytest.fixture(scope="module")
@@ -112,47 +78,47 @@ def panel_logs(app: LargeApp, question: str) -> list[LogsAttachment]:
 
 @pytest.mark.parametrize("question", ["Application", "Pod", "Deployment", "Service"])
 async def test_a_first_question_takes_two_dependent_stages_after_the_application(
-    question: str, big: LargeApp, delayed: Path, recorder: Recorder
+    question: str, big: LargeApp, delayed: Path, recorder: KubeCalls
 ) -> None:
     engine = KubeContext.from_settings(engine_settings(delayed))
     resource = questions(big)[question]
     try:
         await engine.build(big.caller, resource, "why is this crashing?")  # discovery, connections
         engine.footprints.clear()  # a first question: nothing remembered about this Application
-        recorder.calls.clear()
+        recorder.made.clear()
         bundle = await engine.build(big.caller, resource, "why is this crashing?")
     finally:
         await engine.aclose()
     assert "[crash_loop]" in bundle.text and "FATAL boom" in bundle.text, bundle.notes  # the log was read
-    assert recorder.depth() == 3, [c.path for c in sorted(recorder.calls, key=lambda c: c.start)]
-    pod_lists = [c for c in recorder.calls if c.path == f"/api/v1/namespaces/{big.namespace}/pods"]
+    assert recorder.depth() == 3, recorder.in_order()
+    pod_lists = [c for c in recorder.made if c.path == f"/api/v1/namespaces/{big.namespace}/pods"]
     # Pods by namespace, filtered locally: never one list per workload.
     assert all("labelSelector" not in c.params for c in pod_lists), pod_lists
     assert len(pod_lists) <= 1
     if question == "Application":
         assert len(pod_lists) == 1
-        logs = [c for c in recorder.calls if c.path.endswith("/log")]
+        logs = [c for c in recorder.made if c.path.endswith("/log")]
         assert len(logs) == 3  # the three crash-looping Pods, each read once
 
 
 @pytest.mark.parametrize("pod_logs", ["backend", "argocd"])
 @pytest.mark.parametrize("question", ["Application", "Pod", "Deployment", "Service"])
 async def test_a_repeat_question_takes_two_dependent_stages_in_all(
-    question: str, pod_logs: str, big: LargeApp, delayed: Path, recorder: Recorder
+    question: str, pod_logs: str, big: LargeApp, delayed: Path, recorder: KubeCalls
 ) -> None:
     engine = KubeContext.from_settings(settings(delayed, pod_logs))
     resource, attached = questions(big)[question], panel_logs(big, question)
     try:
         first = await engine.build(big.caller, resource, "why is this crashing?", attached)
-        recorder.calls.clear()
+        recorder.made.clear()
         bundle = await engine.build(big.caller, resource, "why is this crashing?", attached)
     finally:
         await engine.aclose()
-    assert recorder.depth() == 2, [c.path for c in sorted(recorder.calls, key=lambda c: c.start)]
+    assert recorder.depth() == 2, recorder.in_order()
     # The same context as the first question's: what started early answered what the gather asked.
     assert bundle.text == first.text
     assert "[crash_loop]" in bundle.text, bundle.notes
-    logs = [c for c in recorder.calls if c.path.endswith("/log")]
+    logs = [c for c in recorder.made if c.path.endswith("/log")]
     if pod_logs == "backend":
         assert "FATAL boom" in bundle.text and logs
     else:
@@ -161,7 +127,7 @@ async def test_a_repeat_question_takes_two_dependent_stages_in_all(
 
 
 async def test_a_cut_list_is_said_and_what_it_missed_is_read_by_selector(
-    big: LargeApp, delayed: Path, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    big: LargeApp, delayed: Path, recorder: KubeCalls, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(reads, "MAX_NAMESPACE_PODS", 1)
     monkeypatch.setattr(reads, "MAX_EVENTS_PER_NAMESPACE", 2)
@@ -176,5 +142,5 @@ async def test_a_cut_list_is_said_and_what_it_missed_is_read_by_selector(
     for i in range(3):
         assert f"svc-00{i}-5d5d-abcde" in bundle.text
     assert bundle.text.count("Back-off restarting failed container") >= 3
-    selected = [c for c in recorder.calls if c.path.endswith("/pods") and "labelSelector" in c.params]
+    selected = [c for c in recorder.made if c.path.endswith("/pods") and "labelSelector" in c.params]
     assert len(selected) == 3

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,19 +20,11 @@ from tests.support.llamastack import Combo, LlamaStackServer
 from tests.support.model_server import Reply, ScriptedModel
 from tests.support.net import argocd_headers
 from tests.support.server import Server
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.llamastack, pytest.mark.faults]
 
 UPSTREAM_CODES = {"llama_stack_unavailable", "llama_stack_error", "llama_stack_timeout"}
-
-
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
 def readyz(url: str) -> httpx.Response:
@@ -62,7 +53,7 @@ async def test_not_up_at_start_then_ready_when_it_comes_up(
     assert model.completions() == []
 
     own_llama_stack.start()
-    wait_until(lambda: readyz(backend.url).status_code == 200, 30, "/readyz to turn 200")
+    wait_for(lambda: readyz(backend.url).status_code == 200, "/readyz to turn 200", 30, interval=0.2)
     answered = await converse(backend.url, deadline_s=60)
     assert answered.status == 200 and answered.names[-1] == "end", answered.names
 
@@ -82,10 +73,10 @@ async def test_restarted_llama_stack_keeps_the_conversation(
     down = await converse(backend.url, "And now?", deadline_s=30, conversation_id=handle)
     assert down.failure_code() == "llama_stack_unavailable", down
     assert down.seconds < 30
-    wait_until(lambda: readyz(backend.url).status_code == 503, 15, "/readyz to turn 503")
+    wait_for(lambda: readyz(backend.url).status_code == 503, "/readyz to turn 503", 15, interval=0.2)
 
     own_llama_stack.start()
-    wait_until(lambda: readyz(backend.url).status_code == 200, 30, "/readyz to turn 200 again")
+    wait_for(lambda: readyz(backend.url).status_code == 200, "/readyz to turn 200 again", 30, interval=0.2)
     second = await converse(backend.url, "How do I fix it?", conversation_id=handle)
     assert second.names[-1] == "end", second.names
     seen = model.completions()[-1].text()
