@@ -168,10 +168,10 @@ class ArgoCDApi:
             return entered
         user, app = entered
         if user.name in self.no_logs:
-            now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            issued = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             rbac = f"{app.project}/{app.name}"
             return _stream_error(
-                403, 7, f"permission denied: logs, get, {rbac}, sub: {user.name}, iat: {now}", "Forbidden"
+                403, 7, f"permission denied: logs, get, {rbac}, sub: {user.name}, iat: {issued}", "Forbidden"
             )
         q = request.query_params
         pod = (q.get("namespace", ""), q.get("podName", ""))

@@ -176,7 +176,7 @@ class ArgoCDProxy(Server):
         self.forwarded.append(httpx.Headers(headers))
 
         upstream_request = self._client.build_request(
-            request.method, self.backend_url.rstrip("/") + path, params=request.query_params.multi_items(),
+            request.method, self.backend_url.rstrip("/") + path, params=request.url.query,
             headers=headers, content=request.stream(),
         )
         try:

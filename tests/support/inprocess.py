@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import httpx2
 from starlette.testclient import TestClient
 
 from assistant_backend.app import create_app
@@ -31,7 +31,7 @@ class Api:
     headers: dict[str, str] = field(default_factory=argocd_headers)
 
     def chat(self, question: str = "Why is it Degraded?", headers: dict[str, str] | None = None,
-             **body: Any) -> tuple[httpx.Response, list[Event]]:
+             **body: Any) -> tuple[httpx2.Response, list[Event]]:
         """POST /v1/chat; the events when it streamed, else none (read the JSON error)."""
         response = self.client.post("/v1/chat", json={"question": question, **body},
                                     headers=self.headers if headers is None else headers)
@@ -41,7 +41,8 @@ class Api:
         """Ask each question as one conversation; the handle to continue it."""
         handle: str | None = None
         for question in questions:
-            response, events = self.chat(question, **({"conversation_id": handle} if handle else {}), **body)
+            follow_up: dict[str, Any] = {"conversation_id": handle} if handle else {}
+            response, events = self.chat(question, **follow_up, **body)
             assert response.status_code == 200 and events[-1].name == "end", response.text
             handle = str(events[-1].data["conversation_id"])
         assert handle is not None

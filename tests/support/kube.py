@@ -469,7 +469,7 @@ class KubeCluster(Server):
                 path = prefix + api_version
                 if res["namespaced"]:
                     path += f"/namespaces/{namespace or 'default'}"
-                path += "/" + res["name"]
+                path += "/" + str(res["name"])
                 return path + (f"/{name}" if name else "")
         raise KeyError(f"{api_version} {kind} is not served")
 
@@ -551,7 +551,7 @@ class KubeCluster(Server):
         """Create or replace AppProject ``name`` in the control plane; the default spec permits every
         destination and cluster-scoped kind, like Argo CD's own ``default`` project."""
         self.ensure_namespace(namespace)
-        body = {
+        body: dict[str, Any] = {
             "apiVersion": "argoproj.io/v1alpha1",
             "kind": "AppProject",
             "metadata": {"name": name, "namespace": namespace},

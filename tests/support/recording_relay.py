@@ -51,7 +51,7 @@ class RecordingRelay(Server):
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         upstream = await self._client.send(
             self._client.build_request(request.method, self.target + request.url.path,
-                                       params=request.query_params.multi_items(), headers=headers, content=body),
+                                       params=request.url.query, headers=headers, content=body),
             stream=True)
 
         async def relay() -> AsyncIterator[bytes]:

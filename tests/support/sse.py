@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import httpx2
 from httpx_sse import EventSource
 
 
@@ -27,11 +28,13 @@ def events_of(response: httpx.Response) -> Iterator[Event]:
         yield _event(sse.event, sse.data)
 
 
-def events_if_streamed(response: httpx.Response) -> list[Event]:
-    """The events of a response read whole, or none when it is not a stream (a JSON error)."""
+def events_if_streamed(response: httpx.Response | httpx2.Response) -> list[Event]:
+    """The events of a response read whole, or none when it is not a stream (a JSON error).
+
+    Starlette's TestClient answers with httpx2 responses, the loopback clients with httpx ones."""
     if not response.headers.get("content-type", "").startswith("text/event-stream"):
         return []
-    return list(events_of(response))
+    return parse(response.text)
 
 
 def parse(text: str) -> list[Event]:
