@@ -34,6 +34,7 @@ class FakeKubelet(Server):
         self._logs: dict[tuple[str, str, str, bool], str] = {}
         self._lock = threading.Lock()
         self.requests: list[str] = []  # the paths+queries the apiserver asked for, for assertions
+        self.answered: list[str] = []  # the same, once answered (after any log_delay_s)
         self.log_delay_s = 0.0  # > 0: every log request hangs this long first (a kubelet that does not answer)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -133,6 +134,7 @@ class FakeKubelet(Server):
                 self._reply(200, body)
 
             def _reply(self, status: int, body: str) -> None:
+                kubelet.answered.append(self.path)
                 data = body.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
