@@ -23,14 +23,14 @@ from assistant_backend.providers.base import context_message
 from tests.support.argocd_proxy import ArgoCDProxy
 from tests.support.backend import SECRET, BackendProcess, backend_config
 from tests.support.llamastack import LlamaStackServer
-from tests.support.model_server import _free_port
+from tests.support.net import argocd_headers, free_port
 from tests.support.processes import ServerProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 WORK = Path(os.environ.get("BENCH_WORKDIR", "/tmp/argocd-assistant-bench"))
-IDENTITY = {"Argocd-Application-Name": "argocd:guestbook", "Argocd-Project-Name": "default",
-            "Argocd-Username": "alice"}
+# What Argo CD's proxy sends for alice (the secret is added where a request goes straight to the backend).
+IDENTITY = argocd_headers(application="argocd:guestbook", secret=None)
 QUESTION = "Why is the Deployment web Degraded?"
 
 
@@ -78,7 +78,7 @@ class Stack:
 
 @contextmanager
 def model_process(tokens: int, token_delay: float, first_delay: float, tag: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     process = ServerProcess(
         "bench model",
         [sys.executable, "-m", "bench.model_proc", "--port", str(port), "--tokens", str(tokens),
