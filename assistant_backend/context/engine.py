@@ -36,11 +36,12 @@ from ..config import ContextConfig, Settings
 from ..errors import ApiError
 from ..identity import Caller
 from ..wire import Attachment
-from .application import destination, read_application, read_argocd_cm, read_project
+from .application import destination
 from .attachments import Attached, AttachedState, check_listed, check_logs
 from .base import ContextBundle, ContextItem, ResourceRef
 from .budget import fit
 from .clusters import ClusterRegistry, Destination, load_local_credentials
+from .control_cache import ControlCache, ControlPlane
 from .diff import diff_resource
 from .findings import run_rules
 from .gather import Gatherer
@@ -58,9 +59,19 @@ log = logging.getLogger(__name__)
 
 
 class KubeContext:
-    def __init__(self, registry: ClusterRegistry, config: ContextConfig, *, argocd_namespace: str) -> None:
+    def __init__(
+        self,
+        registry: ClusterRegistry,
+        config: ContextConfig,
+        *,
+        argocd_namespace: str,
+        control_cache: ControlCache | None = None,
+    ) -> None:
         self.registry = registry
         self._control_plane = argocd_namespace
+        # Applications, AppProjects and argocd-cm by list+watch (control_cache.py), on a client of its
+        # own: the reads' client never waits behind a watch, and a watch has its own read timeout.
+        self.control_cache = control_cache
         self._pod_logs = config.pod_logs
         self._budget = config.token_budget
         self._log_lines = config.log_lines
@@ -82,19 +93,39 @@ class KubeContext:
                 )
             except (OSError, ValueError) as exc:
                 note = f"Kubernetes credentials from {access.source} are unusable ({type(exc).__name__})"
+        cache = None
         if local is None:
             log.warning("context: %s; answers will have no live Kubernetes state", note)
         else:
             log.info("context: Kubernetes API %s (credentials from %s)", local.server, access.source)
+            watches = KubeClient(
+                local.credentials, call_timeout_s=settings.context.call_timeout_s, name="watch"
+            )
+            cache = ControlCache(
+                watches, settings.kubernetes.argocd_namespace, call_timeout_s=settings.context.call_timeout_s
+            )
         registry = ClusterRegistry(
             local,
             note,
             argocd_namespace=settings.kubernetes.argocd_namespace,
             call_timeout_s=settings.context.call_timeout_s,
         )
-        return cls(registry, settings.context, argocd_namespace=settings.kubernetes.argocd_namespace)
+        return cls(
+            registry,
+            settings.context,
+            argocd_namespace=settings.kubernetes.argocd_namespace,
+            control_cache=cache,
+        )
+
+    def start(self) -> None:
+        """Start the control-plane cache on the running loop (idempotent; the first build does it
+        when nothing called this at start)."""
+        if self.control_cache is not None:
+            self.control_cache.start()
 
     async def aclose(self) -> None:
+        if self.control_cache is not None:
+            await self.control_cache.aclose()
         await self.registry.aclose()
 
     async def build(
@@ -110,6 +141,7 @@ class KubeContext:
             caller.app_name,
         ):
             resource = None  # the application node selected in the UI is the Application itself
+        self.start()
         snap = Snapshot()
         subject = str(resource) if resource else f"Application {caller.application}"
         key: FootprintKey = (self._control_plane, caller.app_namespace, caller.app_name, caller.project)
@@ -143,16 +175,14 @@ class KubeContext:
         if control is None:
             snap.note(self.registry.local_note or "no Kubernetes access configured")
             return 0.0, Attached()
-        # The Application, its AppProject and argocd-cm in one round trip: the project named by the
-        # header is the only one the Application may have (read_application checks it).
+        reads = ControlPlane(control, self._control_plane, self.control_cache)
+        # The Application, its AppProject and argocd-cm: from the control-plane cache while it is
+        # synced and watching, else in one round trip of GETs. The project named by the header is the
+        # only one the Application may have (ControlPlane.application checks it).
         app, project, argocd_cm = await asyncio.gather(
-            self._control_read(snap, f"Application {caller.application}", read_application(control, caller)),
-            self._control_read(
-                snap,
-                f"AppProject {caller.project}",
-                read_project(control, self._control_plane, caller.project),
-            ),
-            self._control_read(snap, "argocd-cm", read_argocd_cm(control, self._control_plane)),
+            self._control_read(snap, f"Application {caller.application}", reads.application(caller)),
+            self._control_read(snap, f"AppProject {caller.project}", reads.project(caller.project)),
+            self._control_read(snap, "argocd-cm", reads.argocd_cm()),
         )
         snap.app = app
         if app is None:  # the only note that matters then
