@@ -13,8 +13,8 @@ apiserver by the same watch delay (milliseconds while connected), and is used on
 listed and its watch stream is open; a stream that went silent longer than the watch's server
 timeout plus the call timeout is treated as broken. The cache only ever *confirms*: a cached
 Application in the header's project, an AppProject or argocd-cm it holds, is served; anything it
-does not hold, or an Application it holds in another project, is asked of the apiserver with a GET
-as without the cache, so a new Application is never a false 404 and a deleted or moved one is a
+does not hold (but argocd-cm, which may well not exist), or an Application it holds in another
+project, is asked of the apiserver with a GET as without the cache, so a new Application is never a false 404 and a deleted or moved one is a
 404 or a refusal exactly as before (the GET decides).
 
 Watch semantics (docs/upstream-facts.md, Kubernetes): a paginated list gives the collection's
@@ -444,8 +444,13 @@ class ControlCache:
     async def project(self, name: str) -> dict[str, Any] | None:
         return await self._parsed(self.projects.get(self.control_plane, name))
 
-    async def config_map(self) -> dict[str, Any] | None:
-        return await self._parsed(self.argocd_cm.get(self.control_plane, "argocd-cm"))
+    async def config_map(self) -> tuple[bool, dict[str, Any] | None]:
+        """(served, argocd-cm): its absence is served too (a synced, watching cache knows it is
+        absent, and argocd-cm, unlike the Application, is not known to exist: Argo CD's defaults)."""
+        informer = self.argocd_cm
+        if not informer.serving:
+            return False, None
+        return True, await self._parsed(informer.store.get((self.control_plane, "argocd-cm")))
 
     @staticmethod
     async def _parsed(data: bytes | None) -> dict[str, Any] | None:
@@ -473,11 +478,14 @@ class ControlPlane:
         return await read_application(self.client, caller)
 
     async def project(self, name: str) -> dict[str, Any] | None:
+        """The AppProject; one the cache lacks is asked for (Argo CD found it to authorise the call)."""
         if self.cache is not None and (project := await self.cache.project(name)) is not None:
             return project
         return await read_project(self.client, self.control_plane, name)
 
     async def argocd_cm(self) -> dict[str, Any] | None:
-        if self.cache is not None and (config := await self.cache.config_map()) is not None:
-            return config
+        if self.cache is not None:
+            served, config = await self.cache.config_map()
+            if served:
+                return config
         return await read_argocd_cm(self.client, self.control_plane)

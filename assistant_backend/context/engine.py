@@ -98,8 +98,10 @@ class KubeContext:
             log.warning("context: %s; answers will have no live Kubernetes state", note)
         else:
             log.info("context: Kubernetes API %s (credentials from %s)", local.server, access.source)
+            # HTTP/1.1, a connection per watch: httpcore's HTTP/2 starves a new stream's headers
+            # while other streams on the connection wait, quiet, for data (control_cache.py).
             watches = KubeClient(
-                local.credentials, call_timeout_s=settings.context.call_timeout_s, name="watch"
+                local.credentials, call_timeout_s=settings.context.call_timeout_s, name="watch", http2=False
             )
             cache = ControlCache(
                 watches, settings.kubernetes.argocd_namespace, call_timeout_s=settings.context.call_timeout_s

@@ -154,7 +154,9 @@ def api_version_of(group: str, version: str) -> str:
 class KubeClient:
     """Read-only calls to one cluster. Create once, share, :meth:`aclose` at shutdown."""
 
-    def __init__(self, credentials: Credentials, *, call_timeout_s: float, name: str = "") -> None:
+    def __init__(
+        self, credentials: Credentials, *, call_timeout_s: float, name: str = "", http2: bool = True
+    ) -> None:
         self.credentials = credentials
         self.name = name or credentials.server
         self._call_timeout = call_timeout_s
@@ -163,7 +165,7 @@ class KubeClient:
             verify=credentials.ssl_context(),
             timeout=httpx.Timeout(call_timeout_s),  # per call: connect, each read, pool wait
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=10),
-            http2=True,
+            http2=http2,
             headers={"Accept": "application/json", "User-Agent": "argocd-assistant"},
         )
         # Sent with every request; only a new connection's handshake uses it.
