@@ -81,8 +81,9 @@ class KubeContext:
         self.footprints = Footprints()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KubeContext:
-        """Blocking (reads kubeconfig): call once at start."""
+    def from_settings(cls, settings: Settings, *, control_cache: bool = True) -> KubeContext:
+        """Blocking (reads kubeconfig): call once at start. ``control_cache=False``: every question
+        GETs its Application, AppProject and argocd-cm (tests of that path, the benchmark's baseline)."""
         access = load_local_credentials(settings.kubernetes.kubeconfig, settings.kubernetes.context)
         local = None
         note = access.note
@@ -98,6 +99,7 @@ class KubeContext:
             log.warning("context: %s; answers will have no live Kubernetes state", note)
         else:
             log.info("context: Kubernetes API %s (credentials from %s)", local.server, access.source)
+        if local is not None and control_cache:
             # HTTP/1.1, a connection per watch: httpcore's HTTP/2 starves a new stream's headers
             # while other streams on the connection wait, quiet, for data (control_cache.py).
             watches = KubeClient(

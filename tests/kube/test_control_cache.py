@@ -126,8 +126,9 @@ async def test_a_cached_answer_is_the_gets_answer(
     await waited(lambda: serving(engine) and cached(engine, shop, "web"), "the Application in the cache")
     with recording_kube_calls() as from_cache:
         cached_bundle = await engine.build(caller, None, "why?")
-    without = KubeContext.from_settings(engine_settings(static_kube_cluster.admin_kubeconfig))
-    without.control_cache = None
+    without = KubeContext.from_settings(
+        engine_settings(static_kube_cluster.admin_kubeconfig), control_cache=False
+    )
     try:
         with recording_kube_calls() as from_get:
             got_bundle = await without.build(caller, None, "why?")
@@ -148,8 +149,7 @@ async def test_after_a_delete_a_404_and_after_a_project_change_a_refusal_as_with
     await waited(lambda: serving(engine) and cached(engine, shop, "web"), "the Application in the cache")
     assert (await engine.build(caller, None, "why?")).gather_ms is not None
 
-    without = KubeContext.from_settings(engine_settings(cluster.admin_kubeconfig))
-    without.control_cache = None
+    without = KubeContext.from_settings(engine_settings(cluster.admin_kubeconfig), control_cache=False)
     try:
         cluster.merge_patch(API, "Application", "web", shop, {"spec": {"project": "elsewhere"}})
         await waited(
@@ -345,11 +345,7 @@ async def test_a_synced_cache_takes_the_applications_round_trip_off_the_critical
     trip and two stages without the cache, the two stages with it."""
     depths = {}
     for cache in (False, True):
-        engine = KubeContext.from_settings(engine_settings(delayed))
-        if not cache:
-            assert engine.control_cache is not None
-            await engine.control_cache.aclose()
-            engine.control_cache = None
+        engine = KubeContext.from_settings(engine_settings(delayed), control_cache=cache)
         try:
             engine.start()
             await engine.build(big.caller, None, "why?")  # discovery, connections (and a footprint)
@@ -370,3 +366,42 @@ async def test_a_synced_cache_takes_the_applications_round_trip_off_the_critical
     else:
         # A repeat already read its footprint alongside the Application: stage 1 stays on the path.
         assert depths[True] <= depths[False], depths
+
+
+async def test_a_moved_application_once_the_cache_saw_the_move_reads_nothing_from_the_old_namespace(
+    static_kube_cluster: KubeCluster, fake_kubelet: FakeKubelet, delayed: Path
+) -> None:
+    """The footprint's early reads go out into the old namespace; the cached Application (the move
+    applied) keeps none of them, as the GET did in test_gather_footprints.py."""
+    cluster = static_kube_cluster
+    cluster.put_project("default")
+    old = create_large_application(cluster, fake_kubelet, resources=9, unhealthy=1)
+    new = create_large_application(cluster, fake_kubelet, resources=9, unhealthy=1)
+    engine = KubeContext.from_settings(engine_settings(delayed))
+    try:
+        engine.start()
+        await waited(lambda: serving(engine) and cached(engine, old.namespace, "big"), "the cache to serve")
+        before = await engine.build(old.caller, None, "why?")
+        assert f"{old.namespace}/svc-000" in before.text, before.notes
+        cluster.merge_patch(
+            API, "Application", "big", old.namespace, {"spec": {"destination": {"namespace": new.namespace}}}
+        )
+        moved = cluster.get(API, "Application", "big", old.namespace)
+        target = cluster.get(API, "Application", "big", new.namespace)
+        assert moved is not None and target is not None
+        cluster.write_status({**moved, "status": target["status"]})
+        await waited(
+            lambda: (
+                ((cached(engine, old.namespace, "big") or {}).get("status") or {}).get("resources")
+                == target["status"]["resources"]
+            ),
+            "the move in the cache",
+        )
+        with recording_kube_calls() as calls:
+            after = await engine.build(old.caller, None, "why?")
+    finally:
+        await engine.aclose()
+    assert calls.in_namespace(old.namespace), "the footprint's reads went out early into the old namespace"
+    assert app_gets(calls, old.namespace, "big") == [], calls.in_order()
+    assert f"{old.namespace}/svc-" not in after.text
+    assert f"{new.namespace}/svc-000" in after.text, after.notes
