@@ -19,6 +19,15 @@ namespace, and answer only what the gather asks for after its own scope checks, 
 question costs one dependent round trip less and a moved Application reads nothing from where it
 was. A first question (or one more than ``FOOTPRINT_TTL_S`` later) waits for the Application.
 
+The Application, its AppProject and argocd-cm come from the control-plane cache (control_cache.py,
+list+watch) while it is synced and watching, else from GETs as before: the same dicts, so nothing
+after this read can tell. That is as fresh as what Argo CD authorised: the proxy extension itself
+checked the header's project against the Application in its own informer cache, a watch of the same
+objects (docs/upstream-facts.md, "Argo CD proxy extension"); our watch lags the apiserver as little,
+and whatever the cache does not hold, or holds in another project, is decided by the GET, so a
+deleted Application is a 404 and a moved one a refusal as without it. With the cache a first
+question is its two destination stages, a repeat one the stage its footprint did not start.
+
 Rendering (redaction, the diff, findings text, the budget) is CPU work on text from the cluster: it
 runs in a worker thread so one large context never stalls the other streams of the replica.
 """
@@ -47,7 +56,15 @@ from .findings import run_rules
 from .gather import Gatherer
 from .kube import KubeClient, KubeError
 from .objects import Snapshot, label, listed, missing, pod_unhealthy, uid
-from .reads import EarlyReads, Footprint, FootprintKey, Footprints, Reads, named_namespaces
+from .reads import (
+    MAX_FOOTPRINT_READS,
+    EarlyReads,
+    Footprint,
+    FootprintKey,
+    Footprints,
+    Reads,
+    named_namespaces,
+)
 from .redact import Redactor
 from .relation_walker import RelationWalker
 from .relations import dedupe_logs, make_in_scope_by_relation
@@ -222,7 +239,9 @@ class KubeContext:
 
         async def start(footprint: Footprint) -> EarlyReads | None:
             dest = await self.registry.destination({"server": footprint.server, "name": footprint.name})
-            return EarlyReads(dest.client, footprint) if dest.client is not None else None
+            if dest.client is None:
+                return None
+            return EarlyReads(dest.client, footprint, log_lines=self._log_lines)
 
         task = asyncio.ensure_future(start(footprint))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, even if unawaited
@@ -350,8 +369,9 @@ class KubeContext:
             await self._gather(snap, dest, caller, resource, rules, reads, question)
             await self._attached_logs(snap, caller, rules, attached, reads.fetch)
             lists, gets = reads.footprint(named)
+            logs = reads.footprint_logs(named, MAX_FOOTPRINT_READS - len(lists) - len(gets))
             server, name = str(spec.get("server") or ""), str(spec.get("name") or "")
-            self.footprints.remember(key, Footprint(server, name, lists, gets))
+            self.footprints.remember(key, Footprint(server, name, lists, gets, logs))
         finally:
             reads.close()
 

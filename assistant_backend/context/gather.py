@@ -449,7 +449,7 @@ class Gatherer:
         which = "previous log" if previous else "log"
         text = await self._try(
             f"{which} of Pod {namespace}/{pod} container {container}",
-            self.client.pod_log(namespace, pod, container, previous=previous, tail_lines=self.log_lines),
+            self.reads.log(namespace, pod, container, previous=previous, tail_lines=self.log_lines),
         )
         if text:
             self.snap.logs.append(LogTail(namespace, pod, container, previous, text))
