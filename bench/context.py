@@ -9,8 +9,8 @@ state the Application costs no round trip: every case is measured with the cache
 watching (waited for before the builds), as a running backend answers. "first": nothing remembered
 about the Application (the engine's footprints cleared before every build): two dependent round
 trips, stage 1 then stage 2, so about 2x. "repeat": the same question again within the footprint's
-10 minutes (reads.Footprints), whose reads start at once: stage 1 is already in flight, stage 2
-still waits for it. "first, no cache": the Application question with the cache off (a backend that
+10 minutes (reads.Footprints), whose reads start at once, stage 2's too (the logs and Nodes the last
+question read; each used only if the gather asks for it): one round trip. "first, no cache": the Application question with the cache off (a backend that
 just started, or whose watch is down): the Application's round trip back on the path, about 3x.
 
 Both ``context.pod_logs`` modes are measured in one run: ``argocd`` (the default deployment: the
@@ -297,8 +297,8 @@ def run(sizes: list[int] | None = None, repeats: int = 5) -> str:
             for r in results]
     text = table(f"Context (median of {repeats} builds after one that warms connections and discovery; "
                  "asked first: nothing remembered about the Application, repeat: the same question again; "
-                 "real apiserver, latency added to every request; sequential round trips include the "
-                 "Application's own)",
+                 "real apiserver, latency added to every request; control-plane cache synced except 'first, no cache', "
+                 "whose sequential round trips include the Application's own)",
                  ["resources", "question", "pod_logs", "asked", "added latency ms", "protocol", "build ms", "gather ms",
                   "slowest single call ms", "build / slowest", "sequential round trips", "API calls",
                   "context tokens"], rows)
