@@ -248,28 +248,38 @@ class Informer:
 
     async def run(self) -> None:
         """Until cancelled: list, watch, re-watch; relist on 410 and failures, with backoff."""
-        attempt = 0
+        attempt = gone = 0
         while True:
             try:
                 self._set("listing")
                 await self._list()
                 while True:
                     if await self._watch():
-                        attempt = 0  # a watch that delivered something: the next failure starts quick
+                        attempt = gone = 0  # a watch that delivered: the next failure starts quick
             except asyncio.CancelledError:
                 self._set("stopped")
                 self.store.clear()
                 raise
             except Gone:
-                continue  # relist at once: the version is too old, nothing is wrong
+                # Relist at once: the version is too old, nothing is wrong; unless it keeps coming.
+                gone += 1
+                if gone > 2:
+                    await asyncio.sleep(min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** (gone - 3)))
             except Forbidden as exc:
                 self._fail("forbidden", exc.reason)
                 await asyncio.sleep(FORBIDDEN_BACKOFF_S)
             except OverCap:
                 self._fail("over_cap", f"more than {self._budget.cap} bytes")
                 await asyncio.sleep(FORBIDDEN_BACKOFF_S)
-            except (KubeError, WatchError, orjson.JSONDecodeError, TimeoutError) as exc:
-                self._fail("backoff", exc.reason if isinstance(exc, KubeError) else str(exc))
+            except Exception as exc:  # anything else too: a dead task must never keep serving
+                if isinstance(exc, KubeError):
+                    reason = exc.reason
+                elif isinstance(exc, WatchError | orjson.JSONDecodeError | TimeoutError):
+                    reason = str(exc) or type(exc).__name__
+                else:
+                    log.exception("control-plane cache of %s failed", self.kind)
+                    reason = type(exc).__name__
+                self._fail("backoff", reason)
                 attempt += 1
                 low, high = BACKOFF_S
                 jitter = random.uniform(0.5, 1.0)  # noqa: S311 (spreading retries, not a secret)

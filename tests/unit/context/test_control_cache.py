@@ -307,3 +307,37 @@ async def test_a_large_event_is_parsed_off_the_loop(monkeypatch: pytest.MonkeyPa
         assert app is not None and len(threads) == 2, "and parsed off the loop on read"
     finally:
         await stop(task)
+
+
+async def test_an_unexpected_failure_serves_nothing_and_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug or a surprise in the stream must not leave a dead informer that still says it serves."""
+    client = Replay(lists=[LIST, LIST], watches=[[b'{"type":"ADDED","object":{"metadata":"not an object"}}']])
+    monkeypatch.setattr(control_cache, "BACKOFF_S", (0.001, 0.002))
+    inf = informer(client)
+    failed: list[str] = []
+    original = inf._fail
+    inf._fail = lambda state, reason: (failed.append(reason), original(state, reason))[1]  # type: ignore[method-assign,func-returns-value]
+    task = await run_until_parked(inf, client)
+    try:
+        assert failed and inf.failures == 1, failed
+        assert inf.serving and len(client.list_params) == 2, "listed again and watching"
+    finally:
+        await stop(task)
+
+
+async def test_410_again_and_again_backs_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps: list[float] = []
+    original = asyncio.sleep
+
+    async def sleep(delay: float, *args: Any) -> None:
+        sleeps.append(delay)
+        await original(0)
+
+    monkeypatch.setattr(control_cache.asyncio, "sleep", sleep)
+    gone = [LINES[5]]
+    client = Replay(lists=[LIST] * 5, watches=[gone] * 5)
+    inf = informer(client)
+    task = await run_until_parked(inf, client)
+    await stop(task)
+    assert len(client.list_params) >= 5
+    assert sleeps[:3] == [0.5, 1.0, 2.0], "two relists at once, then backing off"
