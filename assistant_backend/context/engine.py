@@ -370,8 +370,9 @@ class KubeContext:
             await self._attached_logs(snap, caller, rules, attached, reads.fetch)
             lists, gets = reads.footprint(named)
             logs = reads.footprint_logs(named, MAX_FOOTPRINT_READS - len(lists) - len(gets))
+            events = reads.footprint_events(named, MAX_FOOTPRINT_READS - len(lists) - len(gets) - len(logs))
             server, name = str(spec.get("server") or ""), str(spec.get("name") or "")
-            self.footprints.remember(key, Footprint(server, name, lists, gets, logs))
+            self.footprints.remember(key, Footprint(server, name, lists, gets, logs, events))
         finally:
             reads.close()
 

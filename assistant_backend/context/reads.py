@@ -99,6 +99,7 @@ def _limit(kind: str) -> int:
 ListKey = tuple[str, str, str]  # (group, kind, namespace)
 GetKey = tuple[str, str, str, str, str | None]  # (group, kind, name, namespace, version or None)
 LogKey = tuple[str, str, str, bool]  # (namespace, pod, container, previous)
+EventsKey = tuple[str, str, str]  # (kind, name, namespace): one object's events, by field selector
 # Cluster-scoped objects a footprint may start early: where the Pods ran (stage 2 of a question).
 EARLY_CLUSTER_KINDS = frozenset({("", "Node")})
 
@@ -113,6 +114,7 @@ class Footprint:
     lists: tuple[ListKey, ...]
     gets: tuple[GetKey, ...]
     logs: tuple[LogKey, ...] = ()
+    events: tuple[EventsKey, ...] = ()
 
 
 FootprintKey = tuple[str, str, str, str]  # (control-plane namespace, app namespace, app name, project)
@@ -186,9 +188,12 @@ class EarlyReads:
             key: _task(client.pod_log(key[0], key[1], key[2], previous=key[3], tail_lines=log_lines))
             for key in (footprint.logs if log_lines > 0 else ())
         }
+        self.events: dict[EventsKey, asyncio.Task[list[dict[str, Any]] | None]] = {
+            key: _task(_events_of(client, *key)) for key in footprint.events
+        }
 
     def cancel(self) -> None:
-        for task in (*self.lists.values(), *self.gets.values(), *self.logs.values()):
+        for task in (*self.lists.values(), *self.gets.values(), *self.logs.values(), *self.events.values()):
             task.cancel()
 
 
@@ -212,6 +217,8 @@ class Reads:
         self._wanted_lists: list[ListKey] = []
         self._sent_gets: list[GetKey] = []
         self._sent_logs: list[LogKey] = []
+        self._early_events: dict[EventsKey, asyncio.Task[list[dict[str, Any]] | None]] = {}
+        self._sent_events: list[EventsKey] = []
 
     # ---- early reads (repeat questions) ----
 
@@ -232,6 +239,11 @@ class Reads:
                 self._early_gets[get_key] = read
             else:
                 read.cancel()
+        for events_key, found in early.events.items():
+            if same_cluster and events_key[2] in namespaces:
+                self._early_events[events_key] = found
+            else:
+                found.cancel()
         self._early_log_lines = early.log_lines
         for log_key, tail in early.logs.items():
             if same_cluster and log_key[0] in namespaces:
@@ -248,6 +260,18 @@ class Reads:
     def footprint_logs(self, namespaces: frozenset[str], room: int) -> tuple[LogKey, ...]:
         """The Pod logs this question read, in ``namespaces`` only, at most ``room``."""
         return tuple(dict.fromkeys(k for k in self._sent_logs if k[0] in namespaces))[: max(0, room)]
+
+    def footprint_events(self, namespaces: frozenset[str], room: int) -> tuple[EventsKey, ...]:
+        """The objects whose own events this question listed, in ``namespaces`` only, at most ``room``."""
+        return tuple(dict.fromkeys(k for k in self._sent_events if k[2] in namespaces))[: max(0, room)]
+
+    async def events_of(self, kind: str, name: str, namespace: str | None) -> list[dict[str, Any]] | None:
+        """One object's Events by field selector (the caller memoizes); a repeat question's may
+        have started early. Raises KubeError like the list it is."""
+        key = (kind, name, namespace or "")
+        self._sent_events.append(key)
+        early = self._early_events.pop(key, None)
+        return await (early if early is not None else _events_of(self.client, *key))
 
     # ---- logs ----
 
@@ -434,6 +458,15 @@ class Reads:
             read.cancel()
         for tail in (*self._logs.values(), *self._early_logs.values()):
             tail.cancel()
+        for found in self._early_events.values():
+            found.cancel()
+
+
+async def _events_of(client: KubeClient, kind: str, name: str, namespace: str) -> list[dict[str, Any]] | None:
+    selector = f"involvedObject.name={name},involvedObject.kind={kind}"
+    return await client.list(
+        "", "Event", namespace or None, field_selector=selector, limit=MAX_EVENTS_PER_NAMESPACE
+    )
 
 
 def _early_cluster_get(key: GetKey) -> bool:

@@ -337,25 +337,28 @@ def big(static_kube_cluster: KubeCluster, fake_kubelet: FakeKubelet) -> LargeApp
     return create_large_application(static_kube_cluster, fake_kubelet, resources=30, unhealthy=3)
 
 
+@pytest.mark.parametrize("question", ["Application", "Pod"])
 @pytest.mark.parametrize("asked", ["first", "repeat"])
 async def test_a_synced_cache_takes_the_applications_round_trip_off_the_critical_path(
-    delayed: Path, big: LargeApp, asked: str
+    delayed: Path, big: LargeApp, asked: str, question: str
 ) -> None:
     """Counted on the delay relay (pipelined latency): a first question is the Application's round
     trip and two stages without the cache, the two stages with it; a repeat question, whose footprint
     starts both stages, the Application's round trip and stage 2 without it, one round trip with it."""
     depths = {}
+    resource = big.unhealthy_pod if question == "Pod" else None
     for cache in (False, True):
         engine = KubeContext.from_settings(engine_settings(delayed), control_cache=cache)
         try:
             engine.start()
-            await engine.build(big.caller, None, "why?")  # discovery, connections (and a footprint)
+            await engine.build(big.caller, resource, "why?")  # discovery, connections (and a footprint)
             if engine.control_cache is not None:
                 assert await engine.control_cache.wait_serving(60), engine.control_cache.states()
             if asked == "first":
                 engine.footprints.clear()
             with recording_kube_calls() as calls:
-                await engine.build(big.caller, None, "why?")
+                bundle = await engine.build(big.caller, resource, "why?")
+            assert "[crash_loop]" in bundle.text and "FATAL boom" in bundle.text, bundle.notes
             depths[cache] = calls.depth()
             if cache:
                 assert app_gets(calls, big.namespace, "big") == [], calls.in_order()

@@ -189,3 +189,30 @@ async def test_stage_two_starts_early_too_logs_in_the_fresh_namespaces_and_nodes
     )
     assert reads.footprint_logs(named_namespaces(rules()), 1) == (("shop", "web-1", "app", True),)
     reads.close()
+
+
+class HangingWithEvents(HangingWithLogs):
+    async def list(self, group: str, kind: str, namespace: str | None, **params: Any) -> list[dict[str, Any]]:
+        self.calls.append(("events", str(namespace), str(params.get("field_selector"))))
+        await self.answer.wait()
+        return [{"kind": "Event", "message": f"about {params.get('field_selector')}"}]
+
+
+async def test_an_objects_own_events_start_early_in_the_fresh_namespaces_only() -> None:
+    client = HangingWithEvents()
+    remembered = Footprint(
+        "https://kubernetes.default.svc", "", (), (), (), (("Pod", "web-1", "shop"), ("Pod", "ledger-1", "team-b"))
+    )
+    early = EarlyReads(client, remembered)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert [c[0] for c in client.calls] == ["events", "events"]
+    reads = Reads(client, rules(), [].append)  # type: ignore[arg-type]
+    reads.adopt(early, named_namespaces(rules()))
+    await asyncio.sleep(0)
+    assert early.events[("Pod", "ledger-1", "team-b")].cancelled()
+    client.answer.set()
+    found = await reads.events_of("Pod", "web-1", "shop")
+    assert found == [{"kind": "Event", "message": "about involvedObject.name=web-1,involvedObject.kind=Pod"}]
+    assert len(client.calls) == 2, "answered by the early list"
+    assert reads.footprint_events(named_namespaces(rules()), 10) == (("Pod", "web-1", "shop"),)
+    reads.close()
