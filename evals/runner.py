@@ -448,7 +448,12 @@ async def run_scenarios(
         for scenario in scenarios if scenarios is not None else load_scenarios():
             budget = int(scenario.doc.get("budget", DEFAULT_BUDGET))
             if budget not in engines:
-                engines[budget] = KubeContext.from_settings(engine_settings(config, budget))
+                # GETs, not the control-plane cache: setup() writes each scenario's AppProject and
+                # Application on this very loop's thread, so a cache would score the build against
+                # the watch events it has not yet had a turn to apply (the answer is the same dicts).
+                engines[budget] = KubeContext.from_settings(
+                    engine_settings(config, budget), control_cache=False
+                )
             run = ScenarioRun(cluster, kubelet, scenario)
             run.setup()
             results.append(await run.score(engines[budget]))

@@ -25,26 +25,40 @@ async def read_application(client: KubeClient, caller: Caller) -> dict[str, Any]
     app = await client.get_json(_path(caller.app_namespace, caller.app_name))
     if app is None:
         raise ApiError(ErrorCode.APPLICATION_NOT_FOUND, f"application {caller.application} not found")
-    project = str((app.get("spec") or {}).get("project") or "default")
-    if project != caller.project:
+    if project_of(app) != caller.project:
         # Argo CD authorised the request for the project in the header; anything else is a mismatch
         # (a moved Application, or a forged header behind a misconfigured proxy).
         raise ApiError(
             ErrorCode.PROJECT_MISMATCH, f"application {caller.application} is not in project {caller.project}"
         )
-    return app
+    return compact(app)
+
+
+def project_of(app: Mapping[str, Any]) -> str:
+    return str((app.get("spec") or {}).get("project") or "default")
+
+
+def compact(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as the engine sees it, from a GET or the control-plane cache alike (the cache
+    keeps it this way): without ``metadata.managedFields`` (often most of metadata, never read)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict) and "managedFields" in meta:
+        obj["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return obj
 
 
 async def read_project(client: KubeClient, control_plane: str, project: str) -> dict[str, Any] | None:
     """The AppProject (in the control plane's namespace), or None when it does not exist."""
-    return await client.get_json(
+    found = await client.get_json(
         f"/apis/{GROUP}/{VERSION}/namespaces/{segment(control_plane)}/appprojects/{segment(project)}"
     )
+    return compact(found) if found is not None else None
 
 
 async def read_argocd_cm(client: KubeClient, control_plane: str) -> dict[str, Any] | None:
     """argocd-cm (tracking method, instance label key), or None when it does not exist."""
-    return await client.get_json(f"/api/v1/namespaces/{segment(control_plane)}/configmaps/argocd-cm")
+    found = await client.get_json(f"/api/v1/namespaces/{segment(control_plane)}/configmaps/argocd-cm")
+    return compact(found) if found is not None else None
 
 
 def destination(app: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,15 @@ namespace, and answer only what the gather asks for after its own scope checks, 
 question costs one dependent round trip less and a moved Application reads nothing from where it
 was. A first question (or one more than ``FOOTPRINT_TTL_S`` later) waits for the Application.
 
+The Application, its AppProject and argocd-cm come from the control-plane cache (control_cache.py,
+list+watch) while it is synced and watching, else from GETs as before: the same dicts, so nothing
+after this read can tell. That is as fresh as what Argo CD authorised: the proxy extension itself
+checked the header's project against the Application in its own informer cache, a watch of the same
+objects (docs/upstream-facts.md, "Argo CD proxy extension"); our watch lags the apiserver as little,
+and whatever the cache does not hold, or holds in another project, is decided by the GET, so a
+deleted Application is a 404 and a moved one a refusal as without it. With the cache a first
+question is its two destination stages, a repeat one the stage its footprint did not start.
+
 Rendering (redaction, the diff, findings text, the budget) is CPU work on text from the cluster: it
 runs in a worker thread so one large context never stalls the other streams of the replica.
 """
@@ -36,17 +45,26 @@ from ..config import ContextConfig, Settings
 from ..errors import ApiError
 from ..identity import Caller
 from ..wire import Attachment
-from .application import destination, read_application, read_argocd_cm, read_project
+from .application import destination
 from .attachments import Attached, AttachedState, check_listed, check_logs
 from .base import ContextBundle, ContextItem, ResourceRef
 from .budget import fit
 from .clusters import ClusterRegistry, Destination, load_local_credentials
+from .control_cache import ControlCache, ControlPlane
 from .diff import diff_resource
 from .findings import run_rules
 from .gather import Gatherer
 from .kube import KubeClient, KubeError
 from .objects import Snapshot, label, listed, missing, pod_unhealthy, uid
-from .reads import EarlyReads, Footprint, FootprintKey, Footprints, Reads, named_namespaces
+from .reads import (
+    MAX_FOOTPRINT_READS,
+    EarlyReads,
+    Footprint,
+    FootprintKey,
+    Footprints,
+    Reads,
+    named_namespaces,
+)
 from .redact import Redactor
 from .relation_walker import RelationWalker
 from .relations import dedupe_logs, make_in_scope_by_relation
@@ -58,9 +76,19 @@ log = logging.getLogger(__name__)
 
 
 class KubeContext:
-    def __init__(self, registry: ClusterRegistry, config: ContextConfig, *, argocd_namespace: str) -> None:
+    def __init__(
+        self,
+        registry: ClusterRegistry,
+        config: ContextConfig,
+        *,
+        argocd_namespace: str,
+        control_cache: ControlCache | None = None,
+    ) -> None:
         self.registry = registry
         self._control_plane = argocd_namespace
+        # Applications, AppProjects and argocd-cm by list+watch (control_cache.py), on a client of its
+        # own: the reads' client never waits behind a watch, and a watch has its own read timeout.
+        self.control_cache = control_cache
         self._pod_logs = config.pod_logs
         self._budget = config.token_budget
         self._log_lines = config.log_lines
@@ -70,8 +98,9 @@ class KubeContext:
         self.footprints = Footprints()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> KubeContext:
-        """Blocking (reads kubeconfig): call once at start."""
+    def from_settings(cls, settings: Settings, *, control_cache: bool = True) -> KubeContext:
+        """Blocking (reads kubeconfig): call once at start. ``control_cache=False``: every question
+        GETs its Application, AppProject and argocd-cm (tests of that path, the benchmark's baseline)."""
         access = load_local_credentials(settings.kubernetes.kubeconfig, settings.kubernetes.context)
         local = None
         note = access.note
@@ -82,19 +111,42 @@ class KubeContext:
                 )
             except (OSError, ValueError) as exc:
                 note = f"Kubernetes credentials from {access.source} are unusable ({type(exc).__name__})"
+        cache = None
         if local is None:
             log.warning("context: %s; answers will have no live Kubernetes state", note)
         else:
             log.info("context: Kubernetes API %s (credentials from %s)", local.server, access.source)
+        if local is not None and control_cache:
+            # HTTP/1.1, a connection per watch: httpcore's HTTP/2 starves a new stream's headers
+            # while other streams on the connection wait, quiet, for data (control_cache.py).
+            watches = KubeClient(
+                local.credentials, call_timeout_s=settings.context.call_timeout_s, name="watch", http2=False
+            )
+            cache = ControlCache(
+                watches, settings.kubernetes.argocd_namespace, call_timeout_s=settings.context.call_timeout_s
+            )
         registry = ClusterRegistry(
             local,
             note,
             argocd_namespace=settings.kubernetes.argocd_namespace,
             call_timeout_s=settings.context.call_timeout_s,
         )
-        return cls(registry, settings.context, argocd_namespace=settings.kubernetes.argocd_namespace)
+        return cls(
+            registry,
+            settings.context,
+            argocd_namespace=settings.kubernetes.argocd_namespace,
+            control_cache=cache,
+        )
+
+    def start(self) -> None:
+        """Start the control-plane cache on the running loop (idempotent; the first build does it
+        when nothing called this at start)."""
+        if self.control_cache is not None:
+            self.control_cache.start()
 
     async def aclose(self) -> None:
+        if self.control_cache is not None:
+            await self.control_cache.aclose()
         await self.registry.aclose()
 
     async def build(
@@ -110,6 +162,7 @@ class KubeContext:
             caller.app_name,
         ):
             resource = None  # the application node selected in the UI is the Application itself
+        self.start()
         snap = Snapshot()
         subject = str(resource) if resource else f"Application {caller.application}"
         key: FootprintKey = (self._control_plane, caller.app_namespace, caller.app_name, caller.project)
@@ -143,16 +196,14 @@ class KubeContext:
         if control is None:
             snap.note(self.registry.local_note or "no Kubernetes access configured")
             return 0.0, Attached()
-        # The Application, its AppProject and argocd-cm in one round trip: the project named by the
-        # header is the only one the Application may have (read_application checks it).
+        reads = ControlPlane(control, self._control_plane, self.control_cache)
+        # The Application, its AppProject and argocd-cm: from the control-plane cache while it is
+        # synced and watching, else in one round trip of GETs. The project named by the header is the
+        # only one the Application may have (ControlPlane.application checks it).
         app, project, argocd_cm = await asyncio.gather(
-            self._control_read(snap, f"Application {caller.application}", read_application(control, caller)),
-            self._control_read(
-                snap,
-                f"AppProject {caller.project}",
-                read_project(control, self._control_plane, caller.project),
-            ),
-            self._control_read(snap, "argocd-cm", read_argocd_cm(control, self._control_plane)),
+            self._control_read(snap, f"Application {caller.application}", reads.application(caller)),
+            self._control_read(snap, f"AppProject {caller.project}", reads.project(caller.project)),
+            self._control_read(snap, "argocd-cm", reads.argocd_cm()),
         )
         snap.app = app
         if app is None:  # the only note that matters then
@@ -188,7 +239,9 @@ class KubeContext:
 
         async def start(footprint: Footprint) -> EarlyReads | None:
             dest = await self.registry.destination({"server": footprint.server, "name": footprint.name})
-            return EarlyReads(dest.client, footprint) if dest.client is not None else None
+            if dest.client is None:
+                return None
+            return EarlyReads(dest.client, footprint, log_lines=self._log_lines)
 
         task = asyncio.ensure_future(start(footprint))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved, even if unawaited
@@ -316,8 +369,10 @@ class KubeContext:
             await self._gather(snap, dest, caller, resource, rules, reads, question)
             await self._attached_logs(snap, caller, rules, attached, reads.fetch)
             lists, gets = reads.footprint(named)
+            logs = reads.footprint_logs(named, MAX_FOOTPRINT_READS - len(lists) - len(gets))
+            events = reads.footprint_events(named, MAX_FOOTPRINT_READS - len(lists) - len(gets) - len(logs))
             server, name = str(spec.get("server") or ""), str(spec.get("name") or "")
-            self.footprints.remember(key, Footprint(server, name, lists, gets))
+            self.footprints.remember(key, Footprint(server, name, lists, gets, logs, events))
         finally:
             reads.close()
 

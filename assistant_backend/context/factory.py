@@ -13,4 +13,6 @@ def build_context_source(settings: Settings) -> ContextSource:
         return ReferenceContext(budget=settings.context.token_budget)
     # Reads the kubeconfig (blocking) once, at start; with no Kubernetes access the engine still
     # builds and every bundle says so.
-    return KubeContext.from_settings(settings)
+    source = KubeContext.from_settings(settings)
+    source.start()  # the control-plane cache lists and watches in the background from now on
+    return source

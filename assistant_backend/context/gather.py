@@ -40,7 +40,7 @@ from .objects import (
     selector_string,
     uid,
 )
-from .reads import MAX_EVENTS_PER_NAMESPACE, Reads
+from .reads import Reads
 from .scope import Fetch, ScopeRules, statefulset_claim
 
 T = TypeVar("T")
@@ -118,11 +118,8 @@ class Gatherer:
     ) -> asyncio.Task[list[dict[str, Any]] | None]:
         key = (kind, name, namespace)
         if key not in self._target_events:
-            field_sel = f"involvedObject.name={name},involvedObject.kind={kind}"
             what = f"events of {kind} {namespace + '/' if namespace else ''}{name}"
-            call = self.client.list(
-                "", "Event", namespace, field_selector=field_sel, limit=MAX_EVENTS_PER_NAMESPACE
-            )
+            call = self.reads.events_of(kind, name, namespace)  # by field selector (reads.py)
             self._target_events[key] = asyncio.ensure_future(self._try(what, call))
         return self._target_events[key]
 
@@ -449,7 +446,7 @@ class Gatherer:
         which = "previous log" if previous else "log"
         text = await self._try(
             f"{which} of Pod {namespace}/{pod} container {container}",
-            self.client.pod_log(namespace, pod, container, previous=previous, tail_lines=self.log_lines),
+            self.reads.log(namespace, pod, container, previous=previous, tail_lines=self.log_lines),
         )
         if text:
             self.snap.logs.append(LogTail(namespace, pod, container, previous, text))

@@ -22,10 +22,11 @@ verified against (docs/upstream-facts.md, Kubernetes). httpx takes it per reques
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,10 @@ class Forbidden(KubeError):
 
 class Unreachable(KubeError):
     pass
+
+
+class Gone(KubeError):
+    """410: the resourceVersion asked for is older than the server keeps (relist)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +154,9 @@ def api_version_of(group: str, version: str) -> str:
 class KubeClient:
     """Read-only calls to one cluster. Create once, share, :meth:`aclose` at shutdown."""
 
-    def __init__(self, credentials: Credentials, *, call_timeout_s: float, name: str = "") -> None:
+    def __init__(
+        self, credentials: Credentials, *, call_timeout_s: float, name: str = "", http2: bool = True
+    ) -> None:
         self.credentials = credentials
         self.name = name or credentials.server
         self._call_timeout = call_timeout_s
@@ -158,7 +165,7 @@ class KubeClient:
             verify=credentials.ssl_context(),
             timeout=httpx.Timeout(call_timeout_s),  # per call: connect, each read, pool wait
             limits=httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=10),
-            http2=True,
+            http2=http2,
             headers={"Accept": "application/json", "User-Agent": "argocd-assistant"},
         )
         # Sent with every request; only a new connection's handshake uses it.
@@ -218,6 +225,48 @@ class KubeClient:
         if not isinstance(body, dict):
             raise KubeError("unexpected response from the API server")
         return body
+
+    async def get_bytes(self, path: str, params: Mapping[str, str] | None = None) -> bytes | None:
+        """GET a document's raw bytes (the caller parses them, off the loop when large); ``None`` on 404."""
+        response = await self._request(path, params)
+        if response.status_code == 404:
+            return None
+        if response.status_code == 410:
+            raise Gone("resource version expired", 410)
+        if response.status_code >= 400:
+            raise KubeError(f"HTTP {response.status_code}", response.status_code)
+        return response.content
+
+    @contextlib.asynccontextmanager
+    async def watch_stream(
+        self, path: str, params: Mapping[str, str], *, read_timeout_s: float
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """A watch (``params`` carry ``watch=1``): the open stream's bytes, once the server answered
+        200. ``read_timeout_s`` bounds the silence between chunks (a half-open connection), the
+        connect and pool waits keep the per-call timeout."""
+        timeout = httpx.Timeout(self._call_timeout, read=read_timeout_s)
+        try:
+            async with self._http.stream(
+                "GET",
+                path,
+                params=params,
+                headers=await self._auth_headers(),
+                extensions=self._extensions,
+                timeout=timeout,
+            ) as response:
+                if response.status_code in (401, 403):
+                    raise Forbidden("forbidden by RBAC", response.status_code)
+                if response.status_code == 410:
+                    raise Gone("resource version expired", 410)
+                if response.status_code >= 400:
+                    raise KubeError(f"HTTP {response.status_code}", response.status_code)
+                yield response.aiter_bytes()
+        except httpx.TimeoutException:
+            raise Unreachable("watch timed out") from None
+        except httpx.TransportError as exc:
+            raise Unreachable(_connect_failure(exc)) from None
+        except (OSError, ssl.SSLError) as exc:
+            raise Unreachable(_connect_failure(exc)) from None
 
     async def get_text(self, path: str, params: Mapping[str, str] | None = None) -> str | None:
         response = await self._request(path, params)

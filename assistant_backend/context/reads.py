@@ -25,6 +25,9 @@ used before the fresh Application, AppProject and argocd-cm are in: :meth:`Reads
 the reads in the same destination cluster and in namespaces the fresh Application names (its
 destination, its listed resources) and the fresh AppProject permits, cancels the rest unread, and
 what it keeps answers only the reads the gather asks for on its own, after the same scope checks.
+Stage 2 starts early too: the Pod logs the last question read (in those namespaces) and the Nodes
+its Pods ran on (cluster-scoped, :data:`EARLY_CLUSTER_KINDS`), under the same rule: a Node or a log
+is used only when the gather, from the fresh answers, asks for that very one.
 
 Kubernetes naming relied on for the owner prefetch (docs/upstream-facts.md, Kubernetes): a
 controller names what it creates ``<owner name>-<suffix>`` (ReplicaSets of a Deployment, Pods of a
@@ -95,6 +98,10 @@ def _limit(kind: str) -> int:
 
 ListKey = tuple[str, str, str]  # (group, kind, namespace)
 GetKey = tuple[str, str, str, str, str | None]  # (group, kind, name, namespace, version or None)
+LogKey = tuple[str, str, str, bool]  # (namespace, pod, container, previous)
+EventsKey = tuple[str, str, str]  # (kind, name, namespace): one object's events, by field selector
+# Cluster-scoped objects a footprint may start early: where the Pods ran (stage 2 of a question).
+EARLY_CLUSTER_KINDS = frozenset({("", "Node")})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +113,8 @@ class Footprint:
     name: str
     lists: tuple[ListKey, ...]
     gets: tuple[GetKey, ...]
+    logs: tuple[LogKey, ...] = ()
+    events: tuple[EventsKey, ...] = ()
 
 
 FootprintKey = tuple[str, str, str, str]  # (control-plane namespace, app namespace, app name, project)
@@ -165,8 +174,9 @@ class EarlyReads:
     """The reads of a footprint, started in one destination cluster while the Application is read.
     Raw calls: no note, no answer, until :meth:`Reads.adopt` keeps them or cancels them."""
 
-    def __init__(self, client: KubeClient, footprint: Footprint) -> None:
+    def __init__(self, client: KubeClient, footprint: Footprint, *, log_lines: int = 0) -> None:
         self.client = client
+        self.log_lines = log_lines
         self.lists: dict[ListKey, asyncio.Task[Page | None]] = {
             key: _task(client.list_page(key[0], key[1], key[2], limit=_limit(key[1])))
             for key in footprint.lists
@@ -174,9 +184,16 @@ class EarlyReads:
         self.gets: dict[GetKey, asyncio.Task[dict[str, Any] | None]] = {
             key: _task(client.get(key[0], key[1], key[2], key[3] or None, key[4])) for key in footprint.gets
         }
+        self.logs: dict[LogKey, asyncio.Task[str | None]] = {
+            key: _task(client.pod_log(key[0], key[1], key[2], previous=key[3], tail_lines=log_lines))
+            for key in (footprint.logs if log_lines > 0 else ())
+        }
+        self.events: dict[EventsKey, asyncio.Task[list[dict[str, Any]] | None]] = {
+            key: _task(_events_of(client, *key)) for key in footprint.events
+        }
 
     def cancel(self) -> None:
-        for task in (*self.lists.values(), *self.gets.values()):
+        for task in (*self.lists.values(), *self.gets.values(), *self.logs.values(), *self.events.values()):
             task.cancel()
 
 
@@ -193,9 +210,15 @@ class Reads:
         # Reads started before the Application arrived and kept by adopt(): used only when asked for.
         self._early_lists: dict[ListKey, asyncio.Task[Page | None]] = {}
         self._early_gets: dict[GetKey, asyncio.Task[dict[str, Any] | None]] = {}
+        self._early_logs: dict[LogKey, asyncio.Task[str | None]] = {}
+        self._early_log_lines = 0
+        self._logs: dict[tuple[str, str, str, bool, int], asyncio.Task[str | None]] = {}
         # What this question asked the server for (its footprint, for the next question).
         self._wanted_lists: list[ListKey] = []
         self._sent_gets: list[GetKey] = []
+        self._sent_logs: list[LogKey] = []
+        self._early_events: dict[EventsKey, asyncio.Task[list[dict[str, Any]] | None]] = {}
+        self._sent_events: list[EventsKey] = []
 
     # ---- early reads (repeat questions) ----
 
@@ -212,16 +235,65 @@ class Reads:
             else:
                 listing.cancel()
         for get_key, read in early.gets.items():
-            if same_cluster and get_key[3] in namespaces:
+            if same_cluster and (get_key[3] in namespaces or _early_cluster_get(get_key)):
                 self._early_gets[get_key] = read
             else:
                 read.cancel()
+        for events_key, found in early.events.items():
+            if same_cluster and events_key[2] in namespaces:
+                self._early_events[events_key] = found
+            else:
+                found.cancel()
+        self._early_log_lines = early.log_lines
+        for log_key, tail in early.logs.items():
+            if same_cluster and log_key[0] in namespaces:
+                self._early_logs[log_key] = tail
+            else:
+                tail.cancel()
 
     def footprint(self, namespaces: frozenset[str]) -> tuple[tuple[ListKey, ...], tuple[GetKey, ...]]:
         """The lists and GETs this question asked the server for, in ``namespaces`` only."""
         lists = tuple(dict.fromkeys(k for k in self._wanted_lists if k[2] in namespaces))
-        gets = tuple(dict.fromkeys(k for k in self._sent_gets if k[3] in namespaces))
+        gets = tuple(dict.fromkeys(k for k in self._sent_gets if k[3] in namespaces or _early_cluster_get(k)))
         return lists[:MAX_FOOTPRINT_READS], gets[: max(0, MAX_FOOTPRINT_READS - len(lists))]
+
+    def footprint_logs(self, namespaces: frozenset[str], room: int) -> tuple[LogKey, ...]:
+        """The Pod logs this question read, in ``namespaces`` only, at most ``room``."""
+        return tuple(dict.fromkeys(k for k in self._sent_logs if k[0] in namespaces))[: max(0, room)]
+
+    def footprint_events(self, namespaces: frozenset[str], room: int) -> tuple[EventsKey, ...]:
+        """The objects whose own events this question listed, in ``namespaces`` only, at most ``room``."""
+        return tuple(dict.fromkeys(k for k in self._sent_events if k[2] in namespaces))[: max(0, room)]
+
+    async def events_of(self, kind: str, name: str, namespace: str | None) -> list[dict[str, Any]] | None:
+        """One object's Events by field selector (the caller memoizes); a repeat question's may
+        have started early. Raises KubeError like the list it is."""
+        key = (kind, name, namespace or "")
+        self._sent_events.append(key)
+        early = self._early_events.pop(key, None)
+        return await (early if early is not None else _events_of(self.client, *key))
+
+    # ---- logs ----
+
+    async def log(
+        self, namespace: str, pod: str, container: str, *, previous: bool, tail_lines: int
+    ) -> str | None:
+        """A Pod's log (memoized per question); a repeat question's may have started early."""
+        key = (namespace, pod, container, previous, tail_lines)
+        if key not in self._logs:
+            self._sent_logs.append(key[:4])
+            early = self._early_logs.pop(key[:4], None)
+            if early is not None and self._early_log_lines != tail_lines:
+                early.cancel()
+                early = None
+            self._logs[key] = (
+                early
+                if early is not None
+                else _task(
+                    self.client.pod_log(namespace, pod, container, previous=previous, tail_lines=tail_lines)
+                )
+            )
+        return await asyncio.shield(self._logs[key])
 
     # ---- lists ----
 
@@ -384,6 +456,22 @@ class Reads:
             listing.cancel()
         for read in (*self._gets.values(), *self._entry_gets.values(), *self._early_gets.values()):
             read.cancel()
+        for tail in (*self._logs.values(), *self._early_logs.values()):
+            tail.cancel()
+        for found in self._early_events.values():
+            found.cancel()
+
+
+async def _events_of(client: KubeClient, kind: str, name: str, namespace: str) -> list[dict[str, Any]] | None:
+    selector = f"involvedObject.name={name},involvedObject.kind={kind}"
+    return await client.list(
+        "", "Event", namespace or None, field_selector=selector, limit=MAX_EVENTS_PER_NAMESPACE
+    )
+
+
+def _early_cluster_get(key: GetKey) -> bool:
+    """A cluster-scoped GET a footprint may start early (a Node the Pods ran on)."""
+    return not key[3] and (key[0], key[1]) in EARLY_CLUSTER_KINDS
 
 
 def _task(call: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:

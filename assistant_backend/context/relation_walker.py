@@ -104,8 +104,10 @@ class RelationWalker:
         ``absent`` says so. A read that failed (forbidden, timeout) is a note, never "absent": the
         model would otherwise blame a missing object that may well exist."""
         where = f"{namespace}/" if namespace else ""
+        # Through the question's reads (memoized; a repeat question's may have started early).
+        read = self.reads.fetch if self.reads is not None else self.client.get
         try:
-            found = await self.client.get(group, kind, name, namespace)
+            found = await read(group, kind, name, namespace)
         except KubeError as exc:
             self.snap.note(f"could not read {kind} {where}{name}: {exc.reason}")
             return None
@@ -702,7 +704,9 @@ class RelationWalker:
         async def one(ns: str, pod: str, container: str, previous: bool) -> None:
             text = await self._try(
                 f"log of Pod {ns}/{pod} container {container}",
-                self.client.pod_log(ns, pod, container, previous=previous, tail_lines=self.log_lines),
+                (self.reads.log if self.reads is not None else self.client.pod_log)(
+                    ns, pod, container, previous=previous, tail_lines=self.log_lines
+                ),
             )
             if text and (ns, pod, container, previous) not in {
                 (t.namespace, t.pod, t.container, t.previous) for t in self.snap.logs

@@ -4,7 +4,9 @@ AppProject still decide everything, on a real apiserver.
 Through the delay relay, so the early reads are still in flight when the Application answers and
 the engine has to cancel (or keep) them: the Application moved to another namespace, or its
 AppProject no longer permits the namespace, and nothing read early from there reaches the context,
-while the reads the fresh Application does name are made.
+while the reads the fresh Application does name are made. The Application is read by its GET here
+(no control-plane cache), so "fresh" is that GET; with the cache it is the watch's version, once the
+change reached it (tests/kube/test_control_cache.py).
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ async def test_an_application_moved_to_another_namespace_reads_nothing_from_the_
     new = create_large_application(cluster, fake_kubelet, resources=9, unhealthy=1)
     mark_old(cluster, fake_kubelet, old)
     caller = old.caller  # the Application "big" in the old namespace, the one that moves
-    engine = KubeContext.from_settings(engine_settings(delayed))
+    engine = KubeContext.from_settings(engine_settings(delayed), control_cache=False)
     try:
         before = await engine.build(caller, old.unhealthy_pod if question == "Pod" else None, "why?")
         assert OLD_LOG in before.text and OLD_EVENT in before.text, before.notes  # visible while in scope
@@ -119,7 +121,7 @@ async def test_a_namespace_its_appproject_no_longer_permits_is_not_read(
     cluster.put_project(project, permits)
     cluster.merge_patch(*APP, "big", app.namespace, {"spec": {"project": project}})
     caller = Caller("bench", app.namespace, "big", project)
-    engine = KubeContext.from_settings(engine_settings(delayed))
+    engine = KubeContext.from_settings(engine_settings(delayed), control_cache=False)
     try:
         before = await engine.build(caller, None, "why?")
         assert OLD_LOG in before.text and OLD_EVENT in before.text, before.notes

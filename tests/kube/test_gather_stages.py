@@ -6,7 +6,9 @@ had answered before it started. The apiserver is reached through the delay relay
 (tests/support/delay_relay.py, pipelined latency), so calls issued together are still in flight
 together (the relay makes every answer late by the same amount) and the depth is the number of
 dependent stages. A first question: the Application's round trip, then at most two (reads.py). A
-repeat question: its last reads go out with the Application's (reads.Footprints), so two.
+repeat question: its last reads go out with the Application's (reads.Footprints), so two. All of it
+with the Application read by its GET (no control-plane cache): with the cache synced, one round trip
+less each (tests/kube/test_control_cache.py).
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def panel_logs(app: LargeApp, question: str) -> list[LogsAttachment]:
 async def test_a_first_question_takes_two_dependent_stages_after_the_application(
     question: str, big: LargeApp, delayed: Path, recorder: KubeCalls
 ) -> None:
-    engine = KubeContext.from_settings(engine_settings(delayed))
+    engine = KubeContext.from_settings(engine_settings(delayed), control_cache=False)
     resource = questions(big)[question]
     try:
         await engine.build(big.caller, resource, "why is this crashing?")  # discovery, connections
@@ -106,7 +108,7 @@ async def test_a_first_question_takes_two_dependent_stages_after_the_application
 async def test_a_repeat_question_takes_two_dependent_stages_in_all(
     question: str, pod_logs: str, big: LargeApp, delayed: Path, recorder: KubeCalls
 ) -> None:
-    engine = KubeContext.from_settings(settings(delayed, pod_logs))
+    engine = KubeContext.from_settings(settings(delayed, pod_logs), control_cache=False)
     resource, attached = questions(big)[question], panel_logs(big, question)
     try:
         first = await engine.build(big.caller, resource, "why is this crashing?", attached)
@@ -131,7 +133,7 @@ async def test_a_cut_list_is_said_and_what_it_missed_is_read_by_selector(
 ) -> None:
     monkeypatch.setattr(reads, "MAX_NAMESPACE_PODS", 1)
     monkeypatch.setattr(reads, "MAX_EVENTS_PER_NAMESPACE", 2)
-    engine = KubeContext.from_settings(engine_settings(delayed))
+    engine = KubeContext.from_settings(engine_settings(delayed), control_cache=False)
     try:
         bundle = await engine.build(big.caller, None, "why Degraded?")
     finally:

@@ -5,7 +5,8 @@
 127.0.0.1). ``delay_s`` applies to every connection and may change while it runs (the benchmarks
 set it per run); ``fast_connections`` exempts the first N connections, so a client's first pooled
 connection stays quick while every further one hangs: some API calls answer, others time out.
-``connections`` and ``client_chunks`` count what clients sent.
+``connections`` and ``client_chunks`` count what clients sent. ``cut()`` drops every open connection
+(a broken link: streams end mid-way); ``refusing`` closes new ones at once (the server unreachable).
 
 The delay is latency, not a throughput limit: every chunk a client sends is delivered ``delay_s``
 after it arrived, and chunks are pipelined, so many HTTP/2 requests on one connection are each late
@@ -34,6 +35,8 @@ class DelayRelay(Server):
         self.delay_s = delay_s
         self.fast_connections = fast_connections
         self.connections = 0
+        self.refusing = False
+        self._handlers: set[asyncio.Task[None]] = set()
         self.client_chunks = 0  # writes from clients: with TLS, a rough count of requests (never 0 for one)
         self._ids = itertools.count()
         self._loop = asyncio.new_event_loop()
@@ -98,8 +101,15 @@ class DelayRelay(Server):
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.close()
+            return
         index = next(self._ids)
         self.connections += 1
+        handler = asyncio.current_task()
+        assert handler is not None
+        self._handlers.add(handler)
+        handler.add_done_callback(self._handlers.discard)
         delayed = index >= self.fast_connections
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
@@ -112,6 +122,15 @@ class DelayRelay(Server):
                 self._delayed(reader, up_writer) if delayed else self._pipe(reader, up_writer, upstream=True),
                 self._pipe(up_reader, writer, upstream=False),
             )
+
+    def cut(self) -> None:
+        """Drop every open connection (each side sees its stream end)."""
+
+        async def cancel_open() -> None:
+            for task in list(self._handlers):
+                task.cancel()
+
+        asyncio.run_coroutine_threadsafe(cancel_open(), self._loop).result(10)
 
     def stop(self) -> None:
         if not self._thread.is_alive():

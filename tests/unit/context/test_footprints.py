@@ -143,3 +143,76 @@ async def test_early_reads_from_another_cluster_are_all_cancelled() -> None:
     fresh.answer.set()
     assert await reads.pods("shop")  # read again, from the cluster the fresh Application names
     assert fresh.calls == [("list", "Pod", "shop")]
+
+
+class HangingWithLogs(Hanging):
+    async def pod_log(self, namespace: str, pod: str, container: str, *, previous: bool, tail_lines: int) -> str:
+        self.calls.append(("log", namespace, pod, container, str(previous), str(tail_lines)))
+        await self.answer.wait()
+        return f"log of {pod}"
+
+
+async def test_stage_two_starts_early_too_logs_in_the_fresh_namespaces_and_nodes_only_when_asked() -> None:
+    """A repeat question's logs and Nodes (its stage 2) go out with stage 1; kept like the rest: a
+    log in a namespace the fresh Application names, a Node (cluster-scoped) of the same cluster, and
+    used only when the gather asks for that very log or Node."""
+    client = HangingWithLogs()
+    remembered = Footprint(
+        "https://kubernetes.default.svc",
+        "",
+        (),
+        (("", "Node", "node-1", "", None), ("", "Node", "node-2", "", None)),
+        (("shop", "web-1", "app", True), ("team-b", "ledger-1", "app", True), ("shop", "web-2", "app", False)),
+    )
+    early = EarlyReads(client, remembered, log_lines=200)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert len(client.calls) == 5
+    reads = Reads(client, rules(), [].append)  # type: ignore[arg-type]
+    reads.adopt(early, named_namespaces(rules()))
+    await asyncio.sleep(0)
+    assert early.logs[("team-b", "ledger-1", "app", True)].cancelled()  # not permitted
+    assert not early.logs[("shop", "web-1", "app", True)].cancelled()
+    assert not early.gets[("", "Node", "node-1", "", None)].cancelled()
+
+    client.answer.set()
+    assert await reads.log("shop", "web-1", "app", previous=True, tail_lines=200) == "log of web-1"
+    node = await reads.fetch("", "Node", "node-1", None)
+    assert node is not None and len(client.calls) == 5, "answered by the early reads"
+    # A different tail than the early read asked for: read again, the early one cancelled.
+    await reads.log("shop", "web-2", "app", previous=False, tail_lines=50)
+    assert client.calls[-1] == ("log", "shop", "web-2", "app", "False", "50")
+    # node-2 was never asked for: not used, not remembered.
+    assert reads.footprint(named_namespaces(rules())) == ((), (("", "Node", "node-1", "", None),))
+    assert reads.footprint_logs(named_namespaces(rules()), 10) == (
+        ("shop", "web-1", "app", True),
+        ("shop", "web-2", "app", False),
+    )
+    assert reads.footprint_logs(named_namespaces(rules()), 1) == (("shop", "web-1", "app", True),)
+    reads.close()
+
+
+class HangingWithEvents(HangingWithLogs):
+    async def list(self, group: str, kind: str, namespace: str | None, **params: Any) -> list[dict[str, Any]]:
+        self.calls.append(("events", str(namespace), str(params.get("field_selector"))))
+        await self.answer.wait()
+        return [{"kind": "Event", "message": f"about {params.get('field_selector')}"}]
+
+
+async def test_an_objects_own_events_start_early_in_the_fresh_namespaces_only() -> None:
+    client = HangingWithEvents()
+    remembered = Footprint(
+        "https://kubernetes.default.svc", "", (), (), (), (("Pod", "web-1", "shop"), ("Pod", "ledger-1", "team-b"))
+    )
+    early = EarlyReads(client, remembered)  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    assert [c[0] for c in client.calls] == ["events", "events"]
+    reads = Reads(client, rules(), [].append)  # type: ignore[arg-type]
+    reads.adopt(early, named_namespaces(rules()))
+    await asyncio.sleep(0)
+    assert early.events[("Pod", "ledger-1", "team-b")].cancelled()
+    client.answer.set()
+    found = await reads.events_of("Pod", "web-1", "shop")
+    assert found == [{"kind": "Event", "message": "about involvedObject.name=web-1,involvedObject.kind=Pod"}]
+    assert len(client.calls) == 2, "answered by the early list"
+    assert reads.footprint_events(named_namespaces(rules()), 10) == (("Pod", "web-1", "shop"),)
+    reads.close()
