@@ -105,12 +105,15 @@ async def test_hanging_calls_keep_the_deadline(
         context={"gather_deadline_s": DEADLINE_S, "call_timeout_s": CALL_TIMEOUT_S, "pod_logs": "backend"},
     ))
     fake_kubelet.log_delay_s = 60
+    # The kubelet serves the whole session: only what it saw from here on is this test's.
+    asked_before, answered_before = len(fake_kubelet.requests), len(fake_kubelet.answered)
     try:
         outcome = await converse(backend.url, "Why is it Degraded?", deadline_s=60, headers=_headers(world.app))
         # Read before anything else can pass: a hung log request answers only after 60 s.
-        answered_logs = [path for path in fake_kubelet.answered if "/containerLogs/" in path]
+        answered_logs = [p for p in fake_kubelet.answered[answered_before:] if "/containerLogs/" in p]
+        asked = fake_kubelet.requests[asked_before:]
         assert outcome.names[-1] == "end", outcome.names
-        assert any("/containerLogs/" in path for path in fake_kubelet.requests), "no log was asked for: nothing hung"
+        assert any("/containerLogs/" in path for path in asked), "no log was asked for: nothing hung"
         # The gather deadline, not the kubelet, ended the context: the whole answer came while every
         # log request was still hanging (an order of events, not a clock).
         assert answered_logs == [], f"the context waited for the kubelet: {answered_logs}"
