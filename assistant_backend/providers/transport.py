@@ -16,8 +16,8 @@ What it keeps from the httpx pools it replaces for the stream:
   written, and it never repeats a POST itself (its one retry on a stale keep-alive connection is
   for idempotent methods only);
 - the same base URL, ``Authorization`` header and timeouts as the client's JSON calls (:meth:`like`):
-  ``connect`` bounds each TCP connect, ``read`` each wait for the next bytes, ``pool`` the wait for
-  a free connection;
+  ``connect`` bounds each TCP connect, ``read`` each wait for the next bytes, ``pool`` getting a
+  connection (waiting for a free one included);
 - closing promptly: :meth:`UpstreamStream.aclose` on an unfinished body closes the connection, so
   Llama Stack sees the disconnect and stops the model call; a finished one goes back to the pool.
 
@@ -126,8 +126,6 @@ class StreamClient:
                 timeout=self._timeout,
                 # Nothing from the environment: no proxy variables, no .netrc credentials.
                 trust_env=False,
-                # The response keeps one buffer per read; 64 KiB holds a burst of events.
-                read_bufsize=2**16,
             )
         return self._session
 
