@@ -75,9 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from .app import create_app
+    from .gc_policy import StreamGc
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, gc_policy=StreamGc()),
         host=settings.server.host,
         port=settings.server.port,
         log_config=None,

@@ -28,6 +28,7 @@ from .context.base import ContextSource
 from .context.factory import build_context_source
 from .conversations import Handles
 from .errors import ApiError, ErrorCode
+from .gc_policy import StreamGc
 from .identity import Caller, caller_from_headers, check_secret
 from .limits import UserLimits
 from .metrics import Metrics
@@ -56,6 +57,7 @@ class Services:
     readiness: Readiness
     chat: ChatService
     limits: UserLimits
+    gc: StreamGc | None  # the collector policy of a served process (None in-process: tests)
 
 
 def _services(request: Request) -> Services:
@@ -79,6 +81,9 @@ async def chat(request: Request) -> Response:
     async with AsyncExitStack() as resources:
         slot = services.limits.admit(*caller.limit_keys)  # 429 before the body is even read
         resources.callback(slot.release)
+        if services.gc is not None:  # no full collection while this stream is open (gc_policy.py)
+            services.gc.opened()
+            resources.callback(services.gc.closed)
         # Attachments have their own limit on top of the body's (limits.max_attachments_bytes).
         body = await read_body(
             request, limits.max_body_bytes + limits.max_attachments_bytes, limits.body_read_timeout_s
@@ -257,6 +262,7 @@ async def _start(
     provider: Provider | None,
     context: ContextSource | None,
     owned: AsyncExitStack,
+    gc_policy: StreamGc | None,
 ) -> Services:
     """Create every client once; what is created here is pushed on ``owned`` to close at shutdown."""
     secret = settings.auth.resolved_secret()
@@ -282,6 +288,7 @@ async def _start(
         readiness,
         chat_service,
         UserLimits(settings.limits),
+        gc_policy,
     )
     status = await readiness.status()
     if not status.ready:
@@ -299,9 +306,12 @@ def create_app(
     *,
     provider: Provider | None = None,
     context: ContextSource | None = None,
+    gc_policy: StreamGc | None = None,
 ) -> Starlette:
     """The app. ``provider`` and ``context`` replace the ones the settings describe (tests run the
-    HTTP API in-process against fakes this way); the app closes only what it built itself."""
+    HTTP API in-process against fakes this way); the app closes only what it built itself.
+    ``gc_policy`` takes the garbage collector over once start-up is done (``python -m
+    assistant_backend`` gives one; it is process-wide, so in-process tests leave it out)."""
     settings = settings or load_settings()
     metrics_ = Metrics()
     given_provider, given_context = provider, context
@@ -309,7 +319,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with AsyncExitStack() as owned:
-            app.state.services = await _start(settings, metrics_, given_provider, given_context, owned)
+            app.state.services = await _start(
+                settings, metrics_, given_provider, given_context, owned, gc_policy
+            )
+            if gc_policy is not None:
+                gc_policy.start()
+                owned.callback(gc_policy.stop)
+                watcher = asyncio.create_task(gc_policy.run(), name="gc-policy")
+                owned.callback(watcher.cancel)
             yield
 
     app = Starlette(

@@ -22,6 +22,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 
 from ..errors import ApiError, ErrorCode
 from .base import (
@@ -192,18 +193,19 @@ class AgentsProvider:
             messages.append({"role": "user", "content": context_message(request.context)})
         messages.append({"role": "user", "content": request.question})
         url = f"{base}/{state['agent']}/session/{state['session']}/turn"
-        http_request = self._http.build_request("POST", url, json={"messages": messages, "stream": True})
+        body = orjson.dumps({"messages": messages, "stream": True})
         try:
-            response = await self._http.send(http_request, stream=True)
-        except httpx.HTTPError as exc:
+            # On the stream pool (:mod:`.transport`): a cheaper read per chunk than httpx's.
+            response = await self._stack.streams.post(url, body)
+        except Exception as exc:
             raise api_error_from(exc) from exc
-        if response.status_code >= 400:
-            await response.aread()
+        if response.status >= 400:
+            await response.error_text()
             await response.aclose()
-            if response.status_code in (400, 404) and request.state:
+            if response.status in (400, 404) and request.state:
                 raise ApiError(ErrorCode.CONVERSATION_NOT_FOUND, "conversation not found")
-            raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status_code}")
-        events = parse_turn_events(data_batches(response.aiter_bytes()), state)
+            raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status}")
+        events = parse_turn_events(data_batches(response.chunks()), state)
         return upstream_turn(events, response.aclose, "turn stream")
 
     async def _session(self, state: State) -> httpx.Response | None:
@@ -250,7 +252,7 @@ class AgentsProvider:
             raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status_code}")
 
     async def aclose(self) -> None:
-        return None
+        await self._stack.aclose()
 
 
 def _sampling(request: TurnRequest) -> dict[str, Any]:

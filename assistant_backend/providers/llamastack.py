@@ -8,8 +8,9 @@ custom_metadata: {model_type}}]}`` from 0.4 on.
 
 Connecting is retried once, and only connecting: httpcore's ``retries`` (in both ``httpx`` and
 openai's ``httpx2``) repeats a failed TCP connect (refused, or not accepted within the connect
-timeout) and never a request whose bytes were sent, so a streamed answer cannot be duplicated. A
-busy Llama Stack that is slow to accept a connection then costs one retry, not a 503.
+timeout) and never a request whose bytes were sent, and the streamed answers' aiohttp pool
+(:mod:`.transport`) does the same, so a streamed answer cannot be duplicated. A busy Llama Stack
+that is slow to accept a connection then costs one retry, not a 503.
 """
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 import httpx
 
 from ..config import LlamaStackConfig
 from ..errors import ApiError, ErrorCode
 from .base import Failed, ProviderEvent, UpstreamTurn
+from .transport import StreamClient
 
 if TYPE_CHECKING:
     import httpx2
@@ -89,11 +92,17 @@ def build_openai_http_client() -> httpx2.AsyncClient:
 
 
 class LlamaStack:
-    """The server, as far as both providers need it."""
+    """The server, as far as both providers need it: ``http`` for its JSON calls, ``streams`` for
+    the streamed answers (same server, auth header and timeouts; :mod:`.transport`)."""
 
-    def __init__(self, http: httpx.AsyncClient) -> None:
+    def __init__(self, http: httpx.AsyncClient, streams: StreamClient | None = None) -> None:
         self.http = http
+        self.streams = streams or StreamClient.like(http)
         self._version: Version | None = None
+
+    async def aclose(self) -> None:
+        """Close the stream pool (``http`` belongs to whoever built it)."""
+        await self.streams.aclose()
 
     async def version(self, *, refresh: bool = False) -> Version:
         if self._version is None or refresh:
@@ -164,6 +173,9 @@ def api_error_from(exc: BaseException) -> ApiError:
         return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "Llama Stack is not reachable")
     if isinstance(exc, httpx.TransportError):
         return ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "the connection to Llama Stack was lost")
+    streamed = _aiohttp_error(exc)
+    if streamed is not None:
+        return streamed
     # The OpenAI SDK (and httpx2, its transport) are imported only by the responses provider: a
     # process without them cannot have raised their exceptions, so they are not imported here.
     sdk = _sdk_error(exc)
@@ -176,16 +188,16 @@ def api_error_from(exc: BaseException) -> ApiError:
 
 
 def _aiohttp_error(exc: BaseException) -> ApiError | None:
-    """What really failed under the SDK's aiohttp transport, from the aiohttp exception it wraps.
+    """The streamed answer's aiohttp failures (:mod:`.transport`), the same codes as httpx's: a
+    refused connect is unreachable, a connect or read timeout a timeout, a connection or body cut
+    short (reset, the server gone mid-stream, a broken chunk) a lost connection.
 
-    That transport maps every ``aiohttp.ClientConnectionError`` (a refused connection, a server
-    that closed mid-stream) to ``httpx2.ConnectTimeout``, which would read as a timeout.
+    A few causes deep, so an aiohttp error wrapped by another layer still reads as itself (openai's
+    optional aiohttp transport, for one, turns every ``aiohttp.ClientConnectionError`` into
+    ``httpx2.ConnectTimeout``, which would read as a timeout).
     """
-    aiohttp: Any = sys.modules.get("aiohttp")
-    if aiohttp is None:
-        return None
     cause: BaseException | None = exc
-    for _ in range(4):  # SDK error -> httpx2 error -> aiohttp error
+    for _ in range(4):
         if cause is None:
             return None
         if isinstance(cause, aiohttp.ServerTimeoutError | TimeoutError):
@@ -201,8 +213,6 @@ def _aiohttp_error(exc: BaseException) -> ApiError | None:
 def _sdk_error(exc: BaseException) -> ApiError | None:
     openai: Any = sys.modules.get("openai")
     httpx2: Any = sys.modules.get("httpx2")
-    if not isinstance(exc, ApiError) and (underlying := _aiohttp_error(exc)) is not None:
-        return underlying
     # openai 3.x speaks httpx2; transport errors during stream iteration arrive unwrapped.
     timeouts = tuple(
         t for t in (getattr(openai, "APITimeoutError", None), getattr(httpx2, "TimeoutException", None)) if t

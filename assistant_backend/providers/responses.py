@@ -14,10 +14,12 @@ Facts this relies on (checked against real 0.3.5 and 0.7.3 servers; docs/upstrea
 - a failure inside the stream is ``response.failed`` (0.3.x) or a bare ``{"error": ...}`` data line
   (0.7.x).
 
-The SDK builds and authenticates the requests, but the stream is read raw
-(``with_streaming_response``): the SDK would validate a pydantic object per event, which was most of
-the relay's CPU per token and ~36 MB of RSS for its lazily built validators. Only ``type``,
-``delta``, ``response.id`` and ``response.usage`` are read (:mod:`.sse`).
+The SDK serves the stored conversation's calls (read, delete). The streamed answer bypasses it:
+its body is built here and posted on the stream pool (:mod:`.transport`, aiohttp: a cheaper read
+per chunk than the SDK's httpx2, and several waiting events per read), and read raw: the SDK would
+validate a pydantic object per event, which was most of the relay's CPU per token and ~36 MB of RSS
+for its lazily built validators. Only ``type``, ``delta``, ``response.id`` and ``response.usage``
+are read (:mod:`.sse`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from ..config import LlamaStackConfig
 from ..errors import ApiError, ErrorCode
@@ -55,13 +59,6 @@ log = logging.getLogger(__name__)
 # A long conversation's state carries every response id; past this many only the newest are kept,
 # so the oldest turns may outlive a "forget" (they stay unreachable to users, but stored).
 MAX_TRACKED_RESPONSES = 64
-
-# Connections to Llama Stack (one per open stream): above the 1,000 concurrent streams one worker serves.
-MAX_STREAMS = 2000
-
-# Request options for a streamed answer read raw: the SDK's raw-response header set to "stream"
-# (what ``with_streaming_response`` sets) and the same auth as ``responses.create``.
-_RAW_STREAM: Any = {"headers": {"X-Stainless-Raw-Response": "stream"}, "security": {"bearer_auth": True}}
 
 # Stream event types that end a turn without an answer.
 _FAILURES = frozenset(("response.failed", "response.incomplete", "error"))
@@ -160,21 +157,21 @@ class ResponsesProvider:
     def __init__(self, stack: LlamaStack, config: LlamaStackConfig) -> None:
         # The SDK's import is ~1 s of CPU and ~45 MB (it loads every API's types): paid here, at
         # start, and only by processes that use this provider, never inside a request.
-        import httpx2
         import openai
 
         self._openai_module = openai
-        self._http_response = httpx2.Response  # cast_to for an unread, raw response
         self._stack = stack
         self._config = config
         self._client: openai.AsyncOpenAI | None = None
 
+    async def _prefix(self) -> str:
+        return "/v1" if (await self._stack.version()).at_least(0, 3) else "/v1/openai/v1"
+
     async def _openai(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            version = await self._stack.version()
+            prefix = await self._prefix()
             if self._client is not None:  # another request created it while we awaited
                 return self._client
-            prefix = "/v1" if version.at_least(0, 3) else "/v1/openai/v1"
             config = self._config
             openai = self._openai_module
             timeout = openai.Timeout(config.timeout_s, connect=config.connect_timeout_s)
@@ -183,8 +180,7 @@ class ResponsesProvider:
                 api_key=config.resolved_api_key() or "none",
                 timeout=timeout,
                 max_retries=0,  # retrying a streamed answer would duplicate text; fail fast instead
-                # Retries a failed connect only (never a request whose bytes were sent). The SDK's
-                # aiohttp transport reads chunks cheaper (bench/README) but cannot retry a connect.
+                # Retries a failed connect only (never a request whose bytes were sent).
                 http_client=build_openai_http_client(),
             )
         return self._client
@@ -197,7 +193,7 @@ class ResponsesProvider:
         return await self._stack.list_models()
 
     async def open_turn(self, request: TurnRequest) -> UpstreamTurn:
-        client = await self._openai()
+        prefix = await self._prefix()
         plan = instructions_plan(await self._stack.version(), request.instructions, request.state)
         messages: list[dict[str, str]] = []
         if plan.as_item:
@@ -219,17 +215,18 @@ class ResponsesProvider:
         if previous_ids:
             body["previous_response_id"] = previous_ids[-1]
         try:
-            # The SDK's own request path (base URL, auth, headers, timeouts, the pool), but not
-            # ``responses.create``: that walks the body against the whole typed schema of the
-            # Responses API (~1 ms of CPU per turn for a body we build ourselves), and the raw-stream
-            # header makes the SDK hand back the unread response (it still raises for an error status).
-            response = await client.post(
-                "/responses", cast_to=self._http_response, body=body, options=_RAW_STREAM
-            )
+            # Not ``responses.create``: that walks the body against the whole typed schema of the
+            # Responses API (~1 ms of CPU per turn for a body we build ourselves).
+            response = await self._stack.streams.post(prefix + "/responses", orjson.dumps(body))
         except Exception as exc:
             raise api_error_from(exc) from exc
+        if response.status >= 400:
+            detail = await response.error_text()
+            await response.aclose()
+            log.warning("Llama Stack /responses answered %s: %s", response.status, detail[:300])
+            raise ApiError(ErrorCode.LLAMA_STACK_ERROR, f"Llama Stack answered HTTP {response.status}")
         extra_state = {"instructions": plan.digest} if plan.digest else {}
-        events = parse_events(data_batches(response.aiter_bytes()), previous_ids, extra_state)
+        events = parse_events(data_batches(response.chunks()), previous_ids, extra_state)
         return upstream_turn(events, response.aclose, "stream")
 
     async def turns(self, state: State) -> list[Turn]:
@@ -292,6 +289,7 @@ class ResponsesProvider:
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
+        await self._stack.aclose()
 
 
 def _text_of(content: Any) -> str:

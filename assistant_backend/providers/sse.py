@@ -10,9 +10,10 @@ Batches are the coalescing point: every ``data:`` line completed by one chunk of
 is handed over together, so a provider can join the tokens already waiting into one event (one SSE
 write to the client) instead of paying the whole relay path once per token. A token never waits for
 more: whatever has arrived is passed on at once. What one chunk holds is the transport's choice:
-httpx and httpx2 hand over one HTTP/1.1 chunk at a time, and Llama Stack's server writes one chunk
-per event, so through them a chunk is one event even when several arrived in one network read
-(measured in bench/concurrency.py as token events per answer).
+Llama Stack's server writes one HTTP/1.1 chunk per event, and httpx/httpx2 hand over one HTTP chunk
+per read, so through them a chunk is always one event; the stream transport (:mod:`.transport`,
+aiohttp) hands over everything the socket had, so events that queued up while the relay was busy
+arrive as one chunk (measured in bench/concurrency.py as token events per answer).
 
 Multi-line ``data:`` fields (allowed by the SSE format, never sent by Llama Stack) are joined with
 a newline as the format says; a line longer than :data:`MAX_LINE_BYTES` is a malformed stream.
