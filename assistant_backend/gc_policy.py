@@ -151,11 +151,17 @@ class StreamGc:
         self._turns_since_full = 0
 
     async def run(self) -> None:
-        """Look every ``check_s`` until cancelled."""
+        """Look every ``check_s`` until cancelled. Should a look fail, the collector gets its own
+        thresholds back: a dead policy must not leave the oldest generation uncollected forever."""
         while True:
             await asyncio.sleep(self.settings.check_s)
             started = time.perf_counter()
-            done = self.tick()
+            try:
+                done = self.tick()
+            except Exception:
+                log.exception("collector policy failed; the interpreter's own thresholds are back")
+                self.stop()
+                return
             if done:
                 log.debug(
                     "full collection (%s) in %.1f ms, %d streams open",

@@ -161,3 +161,22 @@ def test_on_the_real_collector_idle_frees_a_cycle_frozen_earlier(real_policy: St
     real_policy._clock.now += SETTINGS.idle_s  # type: ignore[attr-defined]
     assert real_policy.tick() == "idle"
     assert gone() is None
+
+
+class FailingCollector(Recorder):
+    def collect(self, generation: int = 2) -> int:
+        if self.calls:  # start-up's collection works, a later one fails
+            raise RuntimeError("collector broke")
+        return super().collect(generation)
+
+
+async def test_a_failing_policy_gives_the_collector_its_thresholds_back() -> None:
+    collector, clock = FailingCollector(), Clock()
+    gc_ = StreamGc(GcSettings(idle_s=0.0, max_interval_s=60.0, check_s=0.0), collector, clock)
+    gc_.start()
+    assert collector.threshold[2] == OLDEST_OFF
+    gc_.opened()
+    gc_.closed()  # a turn ended and nothing is open: the next look collects, and fails
+    await gc_.run()  # returns instead of looping: the policy is over
+    assert collector.threshold == (700, 10, 10)
+    assert collector.calls[-1] == "unfreeze"
