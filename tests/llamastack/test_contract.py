@@ -50,7 +50,7 @@ async def test_single_answer_is_streamed_with_context_first(
     backend_url: str, contract_combo: Combo, model: ScriptedModel
 ) -> None:
     combo = contract_combo
-    model.script(Reply(text="The image tag v9 does not exist. Fix the tag in Git."))
+    model.script(Reply(text="The image tag v9 does not exist. Fix the tag in Git.", token_delay_s=0.05))
     response, events = await chat(backend_url, "Why is this Degraded?")
 
     assert response.status_code == 200
@@ -60,7 +60,13 @@ async def test_single_answer_is_streamed_with_context_first(
     assert "content-length" not in response.headers
     kinds = names(events)
     assert kinds[:2] == ["start", "context"] and kinds[-1] == "end"
-    assert set(kinds[2:-1]) == {"token"} and len(kinds[2:-1]) > 1, "the answer must arrive in several tokens"
+    # Only tokens between context and end. How many: what one read of the upstream holds leaves as
+    # one event (the relay coalesces, tests/unit/test_stream_transport.py), and on a loaded machine a
+    # short answer's events (50 ms apart) are often all waiting by the time the backend reads: one
+    # event is a right answer too (seen in a CI rehearsal, responses@0.3.5 and agents@0.2.24). That
+    # tokens reach the user while the model still writes is the browser tier's check (test_panel_e2e:
+    # a 60 s answer read as it streams).
+    assert kinds[2:-1] and set(kinds[2:-1]) == {"token"}, kinds
     assert answer_text(events) == "The image tag v9 does not exist. Fix the tag in Git."
     start, context, end = events[0].data, events[1].data, events[-1].data
     assert start["provider"] == combo.provider and start["model"] == "openai/scripted-model"
