@@ -26,7 +26,8 @@ exponential) and relists. A 401/403 on list or watch (an RBAC without list/watch
 
 Memory is bounded: each object is kept as orjson bytes without ``metadata.managedFields`` (what the
 GET path strips too, so both answers are the same dict), parsed on read; past ``max_bytes`` in all
-stores together the cache drops everything, serves nothing and retries after the long backoff.
+stores together the informer that would pass it drops its store, serves nothing and retries after the
+long backoff (the others keep serving what they hold).
 Lines and list pages above :data:`OFF_LOOP_BYTES` are parsed in a worker thread, like the engine's
 render, so one Application with thousands of resources never stalls the event loop.
 """
@@ -37,7 +38,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
@@ -56,8 +57,16 @@ MAX_CACHE_BYTES = 128 * 1024 * 1024
 OFF_LOOP_BYTES = 256 * 1024
 LIST_PAGE = 500
 # The server ends each watch after this many seconds (randomised, as client-go does, so replicas do
-# not re-watch in step); silence longer than it plus the call timeout means a broken stream.
-WATCH_TIMEOUT_S = (50, 70)
+# not re-watch in step). A watch still open past it plus the call timeout is a broken stream (a
+# connection dropped without a reset, or a middlebox trickling bytes): the cache stops serving and
+# relists. So a silently broken watch serves at most this long (+ the call timeout); re-watching is
+# cheap (the apiserver's watch cache answers it) and stays under load balancers' idle timeouts.
+WATCH_TIMEOUT_S = (15, 25)
+# A list page off the critical path may take longer than a question's call timeout (500 large
+# Applications are tens of MB).
+LIST_PAGE_TIMEOUT_S = 30.0
+# One watch line (one object) above this is refused: the stream is broken or hostile.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 BACKOFF_S = (0.5, 30.0)
 FORBIDDEN_BACKOFF_S = 300.0  # RBAC without list/watch, or over the byte cap: GETs meanwhile
 
@@ -83,6 +92,11 @@ class OverCap(Exception):
 
 class WatchError(Exception):
     """An ERROR event that is not 410 Gone, or a line that is not a watch event."""
+
+
+class UndecodableList(Exception):
+    """A list page the parser refuses (e.g. an object nested deeper than orjson reads): relisting
+    at once would fail the same way."""
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -271,6 +285,9 @@ class Informer:
             except OverCap:
                 self._fail("over_cap", f"more than {self._budget.cap} bytes")
                 await asyncio.sleep(FORBIDDEN_BACKOFF_S)
+            except UndecodableList as exc:  # an object the parser refuses stays there: no relist loop
+                self._fail("backoff", str(exc))
+                await asyncio.sleep(FORBIDDEN_BACKOFF_S)
             except Exception as exc:  # anything else too: a dead task must never keep serving
                 if isinstance(exc, KubeError):
                     reason = exc.reason
@@ -297,18 +314,25 @@ class Informer:
 
     async def _list(self) -> None:
         items: list[tuple[Key, bytes]] = []
+        held = 0
         token = ""
         while True:
             params = {**self._params(), "limit": str(LIST_PAGE)}
             if token:
                 params["continue"] = token
-            body = await asyncio.wait_for(self.client.get_bytes(self.path, params), self._call_timeout)
+            body = await asyncio.wait_for(self.client.get_bytes(self.path, params), LIST_PAGE_TIMEOUT_S)
             if body is None:
                 raise KubeError("the collection is not served", 404)
-            page, rv, token = await _off_loop_if_large(
-                len(body), partial(decode_page, body, self.api_version, self.kind)
-            )
+            try:
+                page, rv, token = await _off_loop_if_large(
+                    len(body), partial(decode_page, body, self.api_version, self.kind)
+                )
+            except (orjson.JSONDecodeError, WatchError) as exc:
+                raise UndecodableList(f"a list page that cannot be read ({exc})") from None
             items += page
+            held += sum(len(data) for _, data in page)
+            if held + self._budget.used - self.store.size > self._budget.cap:
+                raise OverCap  # stop downloading: the relist alone would not fit
             if not token:
                 break
         self.store.replace(items)
@@ -328,12 +352,16 @@ class Informer:
         }
         delivered = False
         opened = asyncio.get_running_loop().time()
-        async with self.client.watch_stream(
-            self.path, params, read_timeout_s=timeout + self._call_timeout
-        ) as chunks:
+        async with (
+            asyncio.timeout(timeout + self._call_timeout),  # the server must have ended it by then
+            self.client.watch_stream(
+                self.path, params, read_timeout_s=timeout + self._call_timeout
+            ) as chunks,
+            contextlib.aclosing(_lines(chunks)) as lines,
+        ):
             self._set("watching")
             try:
-                async for line in _lines(chunks):
+                async for line in lines:
                     event = await _off_loop_if_large(
                         len(line), partial(decode_event, line, self.api_version, self.kind)
                     )
@@ -349,16 +377,20 @@ class Informer:
         return delivered
 
 
-async def _lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def _lines(chunks: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
     """Newline-delimited lines of a byte stream (a watch event per line; a large one spans chunks)."""
     pending = bytearray()
     async for chunk in chunks:
+        scanned = len(pending)  # no newline before this: search only the new bytes (linear)
         pending += chunk
-        while (end := pending.find(b"\n")) >= 0:
+        while (end := pending.find(b"\n", scanned)) >= 0:
             line = bytes(pending[:end])
             del pending[: end + 1]
+            scanned = 0
             if line.strip():
                 yield line
+        if len(pending) > MAX_LINE_BYTES:
+            raise WatchError(f"a watch line over {MAX_LINE_BYTES} bytes")
     if pending.strip():
         yield bytes(pending)
 
@@ -406,6 +438,7 @@ class ControlCache:
             call_timeout_s=call_timeout_s,
         )
         self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
 
     @property
     def informers(self) -> tuple[Informer, Informer, Informer]:
@@ -417,7 +450,7 @@ class ControlCache:
 
     def start(self) -> None:
         """Start the informers on the running loop (idempotent; without one, the first build does)."""
-        if self._tasks:
+        if self._tasks or self._closed:  # a build still running at shutdown starts nothing
             return
         try:
             loop = asyncio.get_running_loop()
@@ -440,6 +473,7 @@ class ControlCache:
         return {i.kind: i.state for i in self.informers}
 
     async def aclose(self) -> None:
+        self._closed = True
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

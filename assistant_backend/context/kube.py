@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import orjson
 
 DISCOVERY_TTL_S = 300.0
 # HTTP/2: extra connections are opened only when one's concurrent streams are used up; HTTP/1.1 (a
@@ -219,7 +220,10 @@ class KubeClient:
         if response.status_code >= 400:
             raise KubeError(f"HTTP {response.status_code}", response.status_code)
         try:
-            body = response.json()
+            # orjson, as the control-plane cache parses: one parser, so a GET and the cache give the
+            # same dict (numbers included) and refuse the same input (nesting past 1,024 levels is a
+            # JSONDecodeError, a ValueError, where the stdlib's RecursionError would escape).
+            body = orjson.loads(response.content)
         except ValueError:
             raise KubeError("invalid JSON from the API server") from None
         if not isinstance(body, dict):

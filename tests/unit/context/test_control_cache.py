@@ -341,3 +341,118 @@ async def test_410_again_and_again_backs_off(monkeypatch: pytest.MonkeyPatch) ->
     await stop(task)
     assert len(client.list_params) >= 5
     assert sleeps[:3] == [0.5, 1.0, 2.0], "two relists at once, then backing off"
+
+
+class Trickling(Replay):
+    """A watch whose connection stays up and sends only blank lines (a middlebox keeping it alive,
+    or an apiserver gone silent behind one): no read ever times out."""
+
+    @asynccontextmanager
+    async def watch_stream(
+        self, path: str, params: Mapping[str, str], *, read_timeout_s: float
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        self.watch_params.append(dict(params))
+        yield _blank_lines()
+
+
+async def _blank_lines() -> AsyncIterator[bytes]:
+    while True:
+        await asyncio.sleep(0.01)
+        yield b"\n"
+
+
+async def test_a_watch_open_past_the_servers_timeout_stops_serving(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server ends every watch at timeoutSeconds; one still open past it (plus the call timeout)
+    is broken however busy it looks, so the cache stops serving and lists again."""
+    monkeypatch.setattr(control_cache, "WATCH_TIMEOUT_S", (0, 0))
+    monkeypatch.setattr(control_cache, "BACKOFF_S", (0.001, 0.002))
+    client = Trickling(lists=[LIST], watches=[])
+    inf = Informer(
+        client, "/apis/argoproj.io/v1alpha1/applications", API, KIND, Budget(1 << 20), call_timeout_s=0.2
+    )
+    states: list[str] = []
+    original = inf._set
+    inf._set = lambda state: (states.append(state), original(state))[1]  # type: ignore[method-assign,func-returns-value]
+    task = await run_until_parked(inf, client)  # parked: the relist found no second list to read
+    try:
+        assert states[:3] == ["listing", "synced", "watching"]
+        assert "backoff" in states[3:] and not inf.serving and inf.get("shop", "web") is None
+        assert len(client.list_params) == 2, "listed again after the stuck watch"
+    finally:
+        await stop(task)
+
+
+async def test_a_line_without_end_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(control_cache, "MAX_LINE_BYTES", 1000)
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            yield b"x" * 100
+
+    with pytest.raises(WatchError, match="over 1000 bytes"):
+        async for _ in _lines(endless()):
+            pass
+
+
+def _page(names: list[str], token: str) -> bytes:
+    items = [{"metadata": {"name": n, "namespace": "shop"}, "spec": {"project": "default"}} for n in names]
+    return orjson.dumps({"items": items, "metadata": {"resourceVersion": "9", "continue": token}})
+
+
+async def test_a_relist_stops_downloading_once_it_cannot_fit() -> None:
+    """Over the cap is known after the page that passes it: no further page is asked for."""
+    pages: list[bytes | Exception] = [_page([f"a{i}" for i in range(20)], "next"), _page(["b"], "")]
+    client = Replay(lists=pages, watches=[])
+    inf = informer(client, cap=500)
+    task = asyncio.create_task(inf.run())
+    try:
+        async with asyncio.timeout(10):
+            while inf.state != "over_cap":
+                await asyncio.sleep(0.001)
+        assert len(client.list_params) == 1 and "continue" not in client.list_params[0]
+        assert inf._budget.used == 0 and client.watch_params == []
+    finally:
+        await stop(task)
+
+
+async def test_a_list_the_parser_refuses_backs_off_long_without_serving(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An Application nested deeper than orjson reads (Go's encoder writes it) fails every relist the
+    same way: a long backoff, not a relist of the whole collection every few seconds."""
+    deep = (
+        b'{"items":[{"metadata":{"name":"x","namespace":"shop"},"spec":'
+        + b'{"a":' * 1100
+        + b"1"
+        + b"}" * 1100
+        + b"}]}"
+    )
+    client = Replay(lists=[deep], watches=[])
+    inf = informer(client)
+    reasons: list[str] = []
+    original = inf._fail
+    inf._fail = lambda state, reason: (reasons.append(reason), original(state, reason))[1]  # type: ignore[method-assign,func-returns-value]
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+        await real_sleep(3600)
+
+    monkeypatch.setattr(control_cache.asyncio, "sleep", sleep)
+    task = asyncio.create_task(inf.run())
+    try:
+        async with asyncio.timeout(10):
+            while not waits:
+                await real_sleep(0.001)
+        assert waits == [control_cache.FORBIDDEN_BACKOFF_S] and not inf.serving
+        assert reasons and "cannot be read" in reasons[0]
+    finally:
+        await stop(task)
+
+
+async def test_a_closed_cache_starts_nothing() -> None:
+    cache = ControlCache(Replay(lists=[], watches=[]), "argocd", call_timeout_s=3)
+    await cache.aclose()
+    cache.start()  # a build still running at shutdown
+    assert not cache.started
