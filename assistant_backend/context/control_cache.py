@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 MAX_CACHE_BYTES = 128 * 1024 * 1024
 OFF_LOOP_BYTES = 256 * 1024
 LIST_PAGE = 500
+CLIENT_NAME = "watch"  # the cache's own KubeClient (its calls are not a build's: tests/support/kube_calls.py)
 # The server ends each watch after this many seconds (randomised, as client-go does, so replicas do
 # not re-watch in step). A watch still open past it plus the call timeout is a broken stream (a
 # connection dropped without a reset, or a middlebox trickling bytes): the cache stops serving and

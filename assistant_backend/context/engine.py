@@ -50,6 +50,7 @@ from .attachments import Attached, AttachedState, check_listed, check_logs
 from .base import ContextBundle, ContextItem, ResourceRef
 from .budget import fit
 from .clusters import ClusterRegistry, Destination, load_local_credentials
+from .control_cache import CLIENT_NAME as CONTROL_CACHE_CLIENT
 from .control_cache import ControlCache, ControlPlane
 from .diff import diff_resource
 from .findings import run_rules
@@ -120,7 +121,10 @@ class KubeContext:
             # HTTP/1.1, a connection per watch: httpcore's HTTP/2 starves a new stream's headers
             # while other streams on the connection wait, quiet, for data (control_cache.py).
             watches = KubeClient(
-                local.credentials, call_timeout_s=settings.context.call_timeout_s, name="watch", http2=False
+                local.credentials,
+                call_timeout_s=settings.context.call_timeout_s,
+                name=CONTROL_CACHE_CLIENT,
+                http2=False,
             )
             cache = ControlCache(
                 watches, settings.kubernetes.argocd_namespace, call_timeout_s=settings.context.call_timeout_s

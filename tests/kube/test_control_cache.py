@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
+from assistant_backend.context import control_cache
 from assistant_backend.context.control_cache import ControlCache
 from assistant_backend.context.engine import KubeContext
 from assistant_backend.context.kube import KubeClient
@@ -209,7 +210,7 @@ async def test_a_broken_watch_falls_back_to_gets_and_recovers(
     assert engine.control_cache is not None and engine.registry.local is not None
     await engine.control_cache.client.aclose()
     through_relay = replace(engine.registry.local.credentials, server=relay.url)
-    watches = KubeClient(through_relay, call_timeout_s=3.0, name="watch", http2=False)
+    watches = KubeClient(through_relay, call_timeout_s=3.0, name=control_cache.CLIENT_NAME, http2=False)
     engine.control_cache = ControlCache(watches, "argocd", call_timeout_s=3.0)
     caller = Caller("alice", shop, "web", "default")
     try:
@@ -303,7 +304,7 @@ async def test_over_the_byte_cap_the_cache_serves_nothing(
     engine = KubeContext.from_settings(engine_settings(cluster.admin_kubeconfig))
     assert engine.control_cache is not None and engine.registry.local is not None
     await engine.control_cache.client.aclose()
-    watches = KubeClient(engine.registry.local.credentials, call_timeout_s=3.0, name="watch", http2=False)
+    watches = KubeClient(engine.registry.local.credentials, call_timeout_s=3.0, name=control_cache.CLIENT_NAME, http2=False)
     engine.control_cache = cache = ControlCache(watches, "argocd", call_timeout_s=3.0, max_bytes=200)
     try:
         engine.start()
