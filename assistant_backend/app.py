@@ -24,7 +24,7 @@ from . import logs, wire
 from .catalogue import ModelCatalogue
 from .chat import ChatService
 from .config import Settings, load_settings
-from .context.base import ContextSource
+from .context.base import CachedSource, ContextSource
 from .context.factory import build_context_source
 from .conversations import Handles
 from .errors import ApiError, ErrorCode
@@ -169,6 +169,10 @@ async def metrics(request: Request) -> Response:
     metrics_: Metrics = request.app.state.metrics
     # Sampled at scrape time: a count that only grows under steady load is a task leak.
     metrics_.event_loop_tasks.set(len(asyncio.all_tasks()))
+    context = _services(request).context
+    if isinstance(context, CachedSource):
+        for kind, serving in context.cache_serving().items():
+            metrics_.control_cache_serving.labels(kind).set(1 if serving else 0)
     return Response(generate_latest(metrics_.registry), media_type=CONTENT_TYPE_LATEST)
 
 

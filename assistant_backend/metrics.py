@@ -50,4 +50,11 @@ class Metrics:
         self.event_loop_tasks = Gauge(
             "assistant_event_loop_tasks", "asyncio tasks alive, sampled when /metrics is read", registry=r
         )
+        self.control_cache_serving = Gauge(
+            "assistant_control_cache_serving",
+            "1 while the control-plane cache serves this kind (else every question GETs it), sampled "
+            "when /metrics is read",
+            ["kind"],
+            registry=r,
+        )
         self.ready = Gauge("assistant_ready", "1 when Llama Stack is reachable and supported", registry=r)

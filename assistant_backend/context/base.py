@@ -11,9 +11,9 @@ otherwise always returns a bundle, saying in it what it could not read.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from ..identity import Caller
 
@@ -108,3 +108,12 @@ class ContextSource(Protocol):
     ) -> ContextBundle: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class CachedSource(Protocol):
+    """A context source that keeps a cache of the control plane (context/control_cache.py): whether
+    each kind is served from it now, for /metrics (a cache that never serves costs every question
+    one round trip more, silently)."""
+
+    def cache_serving(self) -> Mapping[str, bool]: ...

@@ -142,6 +142,12 @@ class KubeContext:
             control_cache=cache,
         )
 
+    def cache_serving(self) -> dict[str, bool]:
+        """Per kind, whether the control-plane cache serves it now (empty: no cache)."""
+        if self.control_cache is None:
+            return {}
+        return {kind: state == "watching" for kind, state in self.control_cache.states().items()}
+
     def start(self) -> None:
         """Start the control-plane cache on the running loop (idempotent; the first build does it
         when nothing called this at start)."""

@@ -5,7 +5,7 @@ configured model Llama Stack does not offer keeps the service not ready."""
 from __future__ import annotations
 
 from assistant_backend.errors import ApiError, ErrorCode
-from tests.support.fakes import FakeProvider
+from tests.support.fakes import FakeContext, FakeProvider
 from tests.support.inprocess import running_api
 
 DOWN = ApiError(ErrorCode.LLAMA_STACK_UNAVAILABLE, "Llama Stack at http://localhost:8321 is not reachable")
@@ -67,3 +67,29 @@ def test_the_service_starts_even_when_llama_stack_is_down() -> None:
         assert api.client.get("/healthz").status_code == 200
         response, _ = api.chat()
         assert response.status_code == 503 and response.json()["error"]["code"] == "llama_stack_unavailable"
+
+
+class CachingContext(FakeContext):
+    """A context source with a control-plane cache, as the Kubernetes engine reports it."""
+
+    def __init__(self, serving: dict[str, bool]) -> None:
+        super().__init__()
+        self.serving = serving
+
+    def cache_serving(self) -> dict[str, bool]:
+        return dict(self.serving)
+
+
+def test_metrics_say_which_kinds_the_control_plane_cache_serves() -> None:
+    context = CachingContext({"Application": True, "AppProject": True, "ConfigMap": False})
+    with running_api(context=context) as api:
+        metrics = api.client.get("/metrics").text
+        assert 'assistant_control_cache_serving{kind="Application"} 1.0' in metrics
+        assert 'assistant_control_cache_serving{kind="ConfigMap"} 0.0' in metrics
+        context.serving["Application"] = False  # its watch broke: the next scrape says so
+        assert 'assistant_control_cache_serving{kind="Application"} 0.0' in api.client.get("/metrics").text
+
+
+def test_metrics_without_a_cache_have_no_cache_series() -> None:
+    with running_api() as api:
+        assert 'assistant_control_cache_serving{' not in api.client.get("/metrics").text

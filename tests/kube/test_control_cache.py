@@ -216,6 +216,7 @@ async def test_a_broken_watch_falls_back_to_gets_and_recovers(
     try:
         engine.start()
         await waited(lambda: serving(engine) and cached(engine, shop, "web"), "the cache to serve")
+        assert engine.cache_serving() == {"Application": True, "AppProject": True, "ConfigMap": True}
         with recording_kube_calls() as calls:
             first = await engine.build(caller, None, "why?")
         assert app_gets(calls, shop, "web") == [], calls.in_order()
@@ -223,6 +224,7 @@ async def test_a_broken_watch_falls_back_to_gets_and_recovers(
         relay.refusing = True
         relay.cut()
         await waited(lambda: not serving(engine), "the cache to notice the broken watch")
+        assert not all(engine.cache_serving().values()), "/metrics would say the cache is down"
         with recording_kube_calls() as calls:
             fallback = await engine.build(caller, None, "why?")
         assert app_gets(calls, shop, "web"), "read with a GET while the cache cannot serve"
