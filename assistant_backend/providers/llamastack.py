@@ -28,7 +28,7 @@ import httpx
 from ..config import LlamaStackConfig
 from ..errors import ApiError, ErrorCode
 from .base import Failed, ProviderEvent, UpstreamTurn
-from .transport import StreamClient
+from .transport import KEEPALIVE_S, StreamClient
 
 if TYPE_CHECKING:
     import httpx2
@@ -41,6 +41,10 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)")
 CONNECT_RETRIES = 1
 _MAX_CONNECTIONS = 1000
 _MAX_KEEPALIVE = 100
+# httpx's default keep-alive expiry is 5 s, exactly Llama Stack's (uvicorn's default): a request sent on
+# a connection the server is closing at that moment fails ("not reachable", never retried). Expire
+# idle connections sooner, as the stream pool does (docs/upstream-facts.md, Llama Stack).
+_KEEPALIVE_EXPIRY_S = KEEPALIVE_S
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -68,7 +72,11 @@ def build_http_client(config: LlamaStackConfig) -> httpx.AsyncClient:
     api_key = config.resolved_api_key()
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    limits = httpx.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_KEEPALIVE)
+    limits = httpx.Limits(
+        max_connections=_MAX_CONNECTIONS,
+        max_keepalive_connections=_MAX_KEEPALIVE,
+        keepalive_expiry=_KEEPALIVE_EXPIRY_S,
+    )
     return httpx.AsyncClient(
         base_url=config.url,
         headers=headers,
@@ -85,7 +93,11 @@ def build_openai_http_client() -> httpx2.AsyncClient:
     import httpx2
     import openai
 
-    limits = httpx2.Limits(max_connections=_MAX_CONNECTIONS, max_keepalive_connections=_MAX_KEEPALIVE)
+    limits = httpx2.Limits(
+        max_connections=_MAX_CONNECTIONS,
+        max_keepalive_connections=_MAX_KEEPALIVE,
+        keepalive_expiry=_KEEPALIVE_EXPIRY_S,
+    )
     return openai.DefaultAsyncHttpxClient(
         transport=httpx2.AsyncHTTPTransport(retries=CONNECT_RETRIES, limits=limits)
     )
