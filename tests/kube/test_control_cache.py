@@ -67,6 +67,21 @@ def cached(engine: KubeContext, namespace: str, name: str) -> dict[str, Any] | N
     return orjson.loads(data) if data is not None else None
 
 
+async def engine_with_own_cache(cluster: KubeCluster, *, server: str | None = None, max_bytes: int | None = None) -> KubeContext:
+    """An engine whose control-plane cache talks to ``server`` (a relay) or has ``max_bytes``; the
+    engine's own reads keep the direct connection."""
+    engine = KubeContext.from_settings(engine_settings(cluster.admin_kubeconfig))
+    assert engine.control_cache is not None and engine.registry.local is not None
+    await engine.control_cache.client.aclose()
+    credentials = engine.registry.local.credentials
+    if server is not None:
+        credentials = replace(credentials, server=server)
+    watches = KubeClient(credentials, call_timeout_s=3.0, name=control_cache.CLIENT_NAME, http2=False)
+    caps = {} if max_bytes is None else {"max_bytes": max_bytes}
+    engine.control_cache = ControlCache(watches, "argocd", call_timeout_s=3.0, **caps)
+    return engine
+
+
 def serving(engine: KubeContext) -> bool:
     assert engine.control_cache is not None
     return all(i.serving for i in engine.control_cache.informers)
@@ -206,12 +221,7 @@ async def test_a_broken_watch_falls_back_to_gets_and_recovers(
     cluster = static_kube_cluster
     cluster.put_project("default")
     cluster.create(application(shop, "web"), status=True)
-    engine = KubeContext.from_settings(engine_settings(cluster.admin_kubeconfig))
-    assert engine.control_cache is not None and engine.registry.local is not None
-    await engine.control_cache.client.aclose()
-    through_relay = replace(engine.registry.local.credentials, server=relay.url)
-    watches = KubeClient(through_relay, call_timeout_s=3.0, name=control_cache.CLIENT_NAME, http2=False)
-    engine.control_cache = ControlCache(watches, "argocd", call_timeout_s=3.0)
+    engine = await engine_with_own_cache(cluster, server=relay.url)
     caller = Caller("alice", shop, "web", "default")
     try:
         engine.start()
@@ -303,11 +313,9 @@ async def test_over_the_byte_cap_the_cache_serves_nothing(
     cluster = static_kube_cluster
     cluster.put_project("default")
     cluster.create(application(shop, "web"), status=True)
-    engine = KubeContext.from_settings(engine_settings(cluster.admin_kubeconfig))
-    assert engine.control_cache is not None and engine.registry.local is not None
-    await engine.control_cache.client.aclose()
-    watches = KubeClient(engine.registry.local.credentials, call_timeout_s=3.0, name=control_cache.CLIENT_NAME, http2=False)
-    engine.control_cache = cache = ControlCache(watches, "argocd", call_timeout_s=3.0, max_bytes=200)
+    engine = await engine_with_own_cache(cluster, max_bytes=200)
+    cache = engine.control_cache
+    assert cache is not None
     try:
         engine.start()
         await waited(lambda: cache.applications.state == "over_cap", "the Applications over the cap")

@@ -188,6 +188,13 @@ async def run_until_parked(inf: Informer, client: Replay) -> asyncio.Task[None]:
     return task
 
 
+async def until_state(inf: Informer, state: str) -> None:
+    """Poll the informer's state (a few ms apart, bounded): the tests wait for a decision, never a time."""
+    async with asyncio.timeout(10):
+        while inf.state != state:
+            await asyncio.sleep(0.001)
+
+
 async def stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -257,9 +264,7 @@ async def test_forbidden_and_over_the_cap_serve_nothing() -> None:
     inf = informer(client)
     task = asyncio.create_task(inf.run())
     try:
-        async with asyncio.timeout(10):
-            while inf.state != "forbidden":
-                await asyncio.sleep(0)
+        await until_state(inf, "forbidden")
         assert not inf.serving and inf.get("shop", "web") is None
     finally:
         await stop(task)
@@ -268,9 +273,7 @@ async def test_forbidden_and_over_the_cap_serve_nothing() -> None:
     inf = informer(client, cap=100)
     task = asyncio.create_task(inf.run())
     try:
-        async with asyncio.timeout(10):
-            while inf.state != "over_cap":
-                await asyncio.sleep(0)
+        await until_state(inf, "over_cap")
         assert len(inf.store) == 0 and inf._budget.used == 0
         assert client.watch_params == [], "no watch of what did not fit"
     finally:
@@ -406,9 +409,7 @@ async def test_a_relist_stops_downloading_once_it_cannot_fit() -> None:
     inf = informer(client, cap=500)
     task = asyncio.create_task(inf.run())
     try:
-        async with asyncio.timeout(10):
-            while inf.state != "over_cap":
-                await asyncio.sleep(0.001)
+        await until_state(inf, "over_cap")
         assert len(client.list_params) == 1 and "continue" not in client.list_params[0]
         assert inf._budget.used == 0 and client.watch_params == []
     finally:
