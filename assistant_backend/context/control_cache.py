@@ -278,8 +278,9 @@ class Informer:
             except Gone:
                 # Relist at once: the version is too old, nothing is wrong; unless it keeps coming.
                 gone += 1
-                if gone > 2:
-                    await asyncio.sleep(min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** (gone - 3)))
+                if gone > 2:  # jittered: replicas that lost their watches together do not relist in step
+                    jitter = random.uniform(0.5, 1.0)  # noqa: S311 (spreading retries, not a secret)
+                    await asyncio.sleep(jitter * min(BACKOFF_S[1], BACKOFF_S[0] * 2 ** (gone - 3)))
             except Forbidden as exc:
                 self._fail("forbidden", exc.reason)
                 await asyncio.sleep(FORBIDDEN_BACKOFF_S)
