@@ -33,6 +33,7 @@ from .objects import (
     labels_selector,
     meta,
     missing,
+    not_served_note,
     owned_by,
     pod_unhealthy,
     revision_of,
@@ -202,8 +203,7 @@ class Gatherer:
         server), or it does not exist."""
         served = await self._try(f"API discovery for {kind}", self.client.resource(group, kind, version))
         if served is None:
-            api = f"{group}/{version}" if group and version else group or version or "core"
-            self.snap.note(f"the destination cluster does not serve {kind} ({api}); {what} cannot be read")
+            self.snap.note(not_served_note(group, kind, version, what))
         else:
             self.snap.note(f"{what} does not exist in the destination cluster")
 

@@ -309,3 +309,10 @@ class Snapshot:
             and (container is None or t.container == container)
         ]
         return sorted(found, key=lambda t: not t.previous)
+
+
+def not_served_note(group: str, kind: str, version: str | None, what: str) -> str:
+    """The note for an object whose kind API discovery says the destination does not serve (a
+    missing CRD, an API an old server lacks): often the whole answer, so said one way everywhere."""
+    api = f"{group}/{version}" if group and version else group or version or "core"
+    return f"the destination cluster does not serve {kind} ({api}); {what} cannot be read"

@@ -29,6 +29,7 @@ from .objects import (
     listed,
     meta,
     missing,
+    not_served_note,
     owned_by,
     pod_unhealthy,
     revision_of,
@@ -624,14 +625,18 @@ class RelationWalker:
         (a missing CRD), which is often the whole answer."""
         if self.snap.target is not None:
             return
-        for entry in [r for r in resources(app) if missing(r)][:MAX_REFERENCES]:
+
+        async def one(entry: Mapping[str, Any]) -> str | None:
             group, kind, version = str(entry.get("group") or ""), str(entry.get("kind")), entry.get("version")
             served = await self._try(f"API discovery for {kind}", self.client.resource(group, kind, version))
-            if served is None:
-                api = f"{group}/{version}" if group and version else group or version or "core"
-                self.snap.note(
-                    f"the destination cluster does not serve {kind} ({api}); {resource_label(entry)} cannot be read"
-                )
+            return not_served_note(group, kind, version, resource_label(entry)) if served is None else None
+
+        # Asked at once, not one entry after the other; noted in the Application's order (the
+        # context's text must not depend on which answer came first).
+        entries = [r for r in resources(app) if missing(r)][:MAX_REFERENCES]
+        for note in await asyncio.gather(*(one(r) for r in entries)):
+            if note is not None:
+                self.snap.note(note)
 
     async def child_applications(self, app: Mapping[str, Any]) -> None:
         """App of apps: the children's own sync, health and last operation."""
