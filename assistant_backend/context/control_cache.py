@@ -474,6 +474,10 @@ class ControlCache:
     def states(self) -> dict[str, State]:
         return {i.kind: i.state for i in self.informers}
 
+    def serving(self) -> dict[str, bool]:
+        """Per kind, whether reads are served from the cache now (Informer.serving)."""
+        return {i.kind: i.serving for i in self.informers}
+
     async def aclose(self) -> None:
         self._closed = True
         for task in self._tasks:

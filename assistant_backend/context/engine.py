@@ -144,9 +144,7 @@ class KubeContext:
 
     def cache_serving(self) -> dict[str, bool]:
         """Per kind, whether the control-plane cache serves it now (empty: no cache)."""
-        if self.control_cache is None:
-            return {}
-        return {kind: state == "watching" for kind, state in self.control_cache.states().items()}
+        return self.control_cache.serving() if self.control_cache is not None else {}
 
     def start(self) -> None:
         """Start the control-plane cache on the running loop (idempotent; the first build does it
